@@ -1,0 +1,55 @@
+//! Switchboard's shared crate: the wire protocol (`protocol`, plain serde), and the
+//! Leptos app (components, pages, and the browser's WebSocket client), compiled for
+//! the server with `ssr` and for the browser with `hydrate`.
+
+pub mod client;
+pub mod components;
+pub mod pages;
+pub mod protocol;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The whole dashboard: one live connection shared by every page.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    client::provide_connection();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/switchboard.css"/>
+        <Title text="Switchboard"/>
+        <Router>
+            <components::header::Header/>
+            <main id="main">
+                <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
+                    <Route path=path!("/") view=pages::dashboard::Dashboard/>
+                    <Route path=path!("/workflows/:id") view=pages::workflow::Workflow/>
+                    <Route path=path!("/agents") view=pages::agents::Agents/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per page.
+
+pub mod agents;
+pub mod dashboard;
+pub mod not_found;
+pub mod workflow;

@@ -1,0 +1,32 @@
+//! The HTTP API (PROTOCOL.md section 8) and the WebSocket doors, each a function
+//! returning its routes.
+
+pub mod error;
+pub mod status;
+pub mod topics;
+pub mod ws;
+
+use crate::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+
+/// `/api/v1/...`: JSON in, JSON out, errors in one format.
+pub fn v1() -> Router<AppState> {
+    Router::new()
+        .route("/publish", post(topics::publish))
+        .route("/topics/{topic}/history", get(topics::history))
+        .route("/stats", get(status::stats))
+        .fallback(error::not_found_fallback)
+}
+
+/// `/ws` and its aliases, `/metrics`, `/healthz`.
+pub fn doors() -> Router<AppState> {
+    Router::new()
+        .route("/ws", get(ws::root))
+        .route("/ws/workflow/{id}", get(ws::workflow))
+        .route("/ws/projects/{id}", get(ws::workflow))
+        .route("/ws/agent/{name}", get(ws::agent))
+        .route("/ws/coordinator", get(ws::coordinator))
+        .route("/metrics", get(status::prometheus))
+        .route("/healthz", get(status::healthz))
+}

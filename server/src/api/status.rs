@@ -1,0 +1,24 @@
+//! `GET /api/v1/stats`, `GET /metrics` (Prometheus text) and `GET /healthz`.
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+
+pub async fn stats(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.hub.stats())
+}
+
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.hub.counters().encode(|_| {});
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+}
+
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "uptime_s": state.started.elapsed().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -1,0 +1,58 @@
+//! `POST /api/v1/publish` and `GET /api/v1/topics/{topic}/history`.
+
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    topic: String,
+    event: String,
+    data: Box<RawValue>,
+}
+
+pub async fn publish(State(state): State<AppState>, ApiJson(body): ApiJson<PublishBody>) -> Result<impl IntoResponse, ApiError> {
+    let seq = state.hub.publish_raw(&body.topic, &body.event, &body.data)?;
+    Ok(Json(serde_json::json!({ "topic": body.topic, "seq": seq })))
+}
+
+pub const HISTORY_DEFAULT_LIMIT: usize = 100;
+pub const HISTORY_MAX_LIMIT: usize = 1_000;
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    since: u64,
+    limit: Option<usize>,
+}
+
+/// `{"events": [...], "seq": N, "epoch": "..."}`, each event the exact frame the
+/// WebSocket carries: the stored bytes are spliced in, not re-serialized.
+pub async fn history(
+    State(state): State<AppState>,
+    ApiPath(topic): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = q.limit.unwrap_or(HISTORY_DEFAULT_LIMIT).min(HISTORY_MAX_LIMIT);
+    let page = state.hub.history(&topic, q.since, limit)?;
+    let mut body = String::with_capacity(64 + page.events.iter().map(|e| e.frame.len() + 1).sum::<usize>());
+    body.push_str(r#"{"events":["#);
+    for (i, e) in page.events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(e.frame.as_str());
+    }
+    body.push_str(r#"],"seq":"#);
+    body.push_str(&page.seq.to_string());
+    body.push_str(r#","epoch":"#);
+    body.push_str(&serde_json::Value::String(page.epoch).to_string());
+    body.push('}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
+}

@@ -1,0 +1,316 @@
+//! One WebSocket connection: the reader runs in place, the writer is spawned and owns
+//! the socket's sending half, the outbound queue and the heartbeat. Either side ends
+//! the connection through the outbox's close signal, with one reason and close code.
+
+use super::outbox::{CloseReason, Outbound, Outbox};
+use super::rate::ConnectionLimits;
+use super::{now_ms, ConnectionInfo, Hub, HubError};
+use app::protocol::{
+    parse_client_message, Ack, ClientEnvelope, ClientMessage, ErrorCode, ErrorMessage, Hello, Limits, MessageId,
+    Pong, ServerMessage, Unsubscribed,
+};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::Receiver;
+use tracing::Instrument;
+
+/// Most queued items written before one flush.
+const WRITE_BATCH: usize = 64;
+/// How long a close frame may take to go out before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What the upgrade request asked for, already checked.
+#[derive(Debug, Default)]
+pub struct ConnectParams {
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Topics to subscribe before anything else (aliases, `session_id`, `user_id`).
+    pub auto_topics: Vec<String>,
+    /// Errors to report right after `hello` (an alias or id that makes no valid topic).
+    pub errors: Vec<ErrorMessage>,
+    /// The workflow of a `/ws/workflow/{id}` alias: the default `workflow_id`.
+    pub workflow_id: Option<String>,
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) {
+    let (outbox, rx) = Outbox::new(hub.config().outbound_queue, hub.shutdown_token());
+    let conn = hub.connect(outbox.clone(), params.user_id.clone(), params.session_id.clone());
+    let span = tracing::info_span!("ws", client = %conn.client_id);
+    async move {
+        tracing::debug!("connected");
+        greet(&hub, &conn, &params);
+        let (sink, stream) = socket.split();
+        let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
+        read_loop(stream, &hub, &conn, params.workflow_id.as_deref()).await;
+        let _ = writer.await;
+        hub.disconnect(&conn);
+        tracing::debug!(reason = conn.outbox.close_reason().text(), "disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+/// `hello`, then every auto-subscription's `subscribed`, then any error about them.
+fn greet(hub: &Hub, conn: &ConnectionInfo, params: &ConnectParams) {
+    let config = hub.config();
+    let hello = ServerMessage::Hello(Hello {
+        client_id: conn.client_id.clone(),
+        server_ts: now_ms(),
+        heartbeat_ms: config.heartbeat.as_millis() as u64,
+        limits: Limits {
+            max_subscriptions: config.max_subscriptions,
+            max_message_bytes: config.max_message_bytes,
+            rate_per_min: config.rate_per_min,
+        },
+    });
+    let _ = conn.outbox.push_frame(hello.to_json());
+    for topic in &params.auto_topics {
+        if let Err(e) = hub.subscribe(conn, topic, None, None, None) {
+            reply_error(hub, conn, ErrorMessage::new(e.code(), e.to_string()));
+        }
+    }
+    for err in &params.errors {
+        reply_error(hub, conn, err.clone());
+    }
+}
+
+fn reply(conn: &ConnectionInfo, msg: ServerMessage) {
+    // a full queue closes the connection with 1013 inside push; nothing else to do
+    let _ = conn.outbox.push_frame(msg.to_json());
+}
+
+fn reply_error(hub: &Hub, conn: &ConnectionInfo, err: ErrorMessage) {
+    hub.counters().reject(err.code);
+    reply(conn, ServerMessage::Error(err));
+}
+
+fn error_for(code: ErrorCode, message: String, env: &ClientEnvelope) -> ErrorMessage {
+    let mut err = ErrorMessage::new(code, message);
+    err.id = env.id.clone();
+    err.original_message = serde_json::to_value(env).ok();
+    err
+}
+
+async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, conn: &Arc<ConnectionInfo>, workflow: Option<&str>) {
+    let mut limits = ConnectionLimits::new(hub.config());
+    loop {
+        let next = tokio::select! {
+            _ = conn.outbox.closing().cancelled() => return,
+            next = stream.next() => next,
+        };
+        let msg = match next {
+            None => return conn.outbox.close(CloseReason::ClientGone),
+            Some(Err(e)) => {
+                let reason = if is_too_big(e) { CloseReason::TooBig } else { CloseReason::ClientGone };
+                return conn.outbox.close(reason);
+            }
+            Some(Ok(msg)) => msg,
+        };
+        conn.touch();
+        match msg {
+            Message::Text(text) => {
+                hub.counters().messages_in.inc();
+                handle_text(hub, conn, &mut limits, text.as_str(), workflow);
+            }
+            Message::Binary(_) => {
+                hub.counters().messages_in.inc();
+                if admit(hub, conn, &mut limits, false, None, None) {
+                    let mut err = ErrorMessage::new(ErrorCode::BadRequest, "binary frames are not supported: send JSON text frames");
+                    err.original_message = Some(Value::String("<binary frame>".into()));
+                    reply_error(hub, conn, err);
+                }
+            }
+            Message::Close(_) => return conn.outbox.close(CloseReason::ClientGone),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+}
+
+/// Whether tungstenite gave up on a message for its size (close 1009).
+fn is_too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    matches!(e.into_inner().downcast_ref::<WsError>(), Some(WsError::Capacity(_)))
+}
+
+/// Charges the message to its budget; when spent, answers `rate_limited` (and closes
+/// the connection with 1008 after repeated abuse). Returns whether to go on.
+fn admit(
+    hub: &Hub,
+    conn: &ConnectionInfo,
+    limits: &mut ConnectionLimits,
+    is_publish: bool,
+    id: Option<MessageId>,
+    original: Option<Value>,
+) -> bool {
+    if limits.allow(is_publish) {
+        return true;
+    }
+    let mut err = ErrorMessage::new(ErrorCode::RateLimited, "too many messages: slow down and retry later");
+    err.id = id;
+    err.original_message = original;
+    reply_error(hub, conn, err);
+    if limits.record_rejection(Instant::now()) {
+        tracing::info!("closing after repeated rate limiting");
+        conn.outbox.close(CloseReason::Policy("rate limit exceeded repeatedly"));
+    }
+    false
+}
+
+fn handle_text(hub: &Hub, conn: &ConnectionInfo, limits: &mut ConnectionLimits, text: &str, workflow: Option<&str>) {
+    let env = match parse_client_message(text) {
+        Ok(env) => env,
+        Err(err) => {
+            if admit(hub, conn, limits, false, err.id.clone(), err.original_message.clone()) {
+                reply_error(hub, conn, *err);
+            }
+            return;
+        }
+    };
+    let is_publish = matches!(env.msg, ClientMessage::Publish { .. });
+    if !admit(hub, conn, limits, is_publish, env.id.clone(), serde_json::to_value(&env).ok()) {
+        return;
+    }
+    if let Err(err) = dispatch(hub, conn, &env, workflow) {
+        reply_error(hub, conn, err);
+    }
+}
+
+fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Option<&str>) -> Result<(), ErrorMessage> {
+    let hub_err = |e: HubError| error_for(e.code(), e.to_string(), env);
+    let id = env.id.clone();
+    match &env.msg {
+        ClientMessage::Subscribe { topic, since, epoch } => {
+            hub.subscribe(conn, topic, *since, epoch.as_deref(), id).map_err(hub_err)?;
+        }
+        ClientMessage::Unsubscribe { topic } => {
+            super::check_topic(topic).map_err(hub_err)?;
+            hub.unsubscribe(conn, topic);
+            reply(conn, ServerMessage::Unsubscribed(Unsubscribed { topic: topic.clone(), id }));
+        }
+        ClientMessage::Ping { ts } => {
+            reply(conn, ServerMessage::Pong(Pong { ts: ts.clone(), server_ts: now_ms(), id }));
+        }
+        ClientMessage::Publish { topic, event, data } => {
+            let raw = serde_json::value::to_raw_value(data)
+                .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
+            let seq = hub.publish_raw(topic, event, &raw).map_err(hub_err)?;
+            if let Some(id) = id {
+                let result = serde_json::json!({ "topic": topic, "seq": seq });
+                reply(conn, ServerMessage::Ack(Ack { id, result: Some(result) }));
+            }
+        }
+        ClientMessage::Control { workflow_id, .. }
+        | ClientMessage::Confirm { workflow_id }
+        | ClientMessage::Command { workflow_id, .. }
+        | ClientMessage::Chat { workflow_id, .. } => {
+            let Some(workflow_id) = workflow_id.as_deref().or(workflow) else {
+                return Err(error_for(ErrorCode::BadRequest, "`workflow_id` is required".into(), env));
+            };
+            return Err(error_for(ErrorCode::NotFound, format!("no workflow {workflow_id:?}"), env));
+        }
+        ClientMessage::Close => conn.outbox.close(CloseReason::Normal),
+    }
+    Ok(())
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: Receiver<Outbound>,
+    conn: Arc<ConnectionInfo>,
+    hub: Hub,
+) {
+    let heartbeat = hub.config().heartbeat;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let closing = conn.outbox.closing().clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closing.cancelled() => break,
+            n = rx.recv_many(&mut batch, WRITE_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                let written = tokio::select! {
+                    _ = closing.cancelled() => break,
+                    written = write_batch(&mut sink, &mut batch, &hub) => written,
+                };
+                if written.is_err() {
+                    conn.outbox.close(CloseReason::ClientGone);
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                let silent_ms = now_ms() - conn.last_seen_ms.load(Ordering::Relaxed);
+                if silent_ms > 2 * heartbeat.as_millis() as i64 {
+                    tracing::debug!(silent_ms, "heartbeat timeout");
+                    conn.outbox.close(CloseReason::HeartbeatTimeout);
+                    break;
+                }
+                let sent = tokio::select! {
+                    _ = closing.cancelled() => break,
+                    sent = sink.send(Message::Ping(bytes::Bytes::new())) => sent,
+                };
+                if sent.is_err() {
+                    conn.outbox.close(CloseReason::ClientGone);
+                    break;
+                }
+            }
+        }
+    }
+    finish(sink, &conn.outbox, &hub).await;
+}
+
+/// Writes queued items without a flush each, then flushes once.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: &mut Vec<Outbound>,
+    hub: &Hub,
+) -> Result<(), axum::Error> {
+    let mut oldest: Option<Instant> = None;
+    let mut frames = 0u64;
+    for item in batch.drain(..) {
+        match item {
+            Outbound::Frame(frame) => {
+                sink.feed(Message::Text(frame)).await?;
+                frames += 1;
+            }
+            Outbound::Event { frame, published_at } => {
+                oldest.get_or_insert(published_at);
+                sink.feed(Message::Text(frame)).await?;
+                frames += 1;
+            }
+            Outbound::Batch(list) => {
+                for frame in list {
+                    sink.feed(Message::Text(frame)).await?;
+                    frames += 1;
+                }
+            }
+        }
+    }
+    sink.flush().await?;
+    let counters = hub.counters();
+    counters.messages_out.inc_by(frames);
+    if let Some(t) = oldest {
+        counters.delivery_latency.observe(t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Sends the close frame the reason calls for (bounded in time), then drops the socket.
+async fn finish(mut sink: SplitSink<WebSocket, Message>, outbox: &Outbox, hub: &Hub) {
+    let reason = outbox.close_reason();
+    if reason != CloseReason::ClientGone {
+        hub.counters().closed(reason.code());
+        let frame = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}

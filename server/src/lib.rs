@@ -1,0 +1,68 @@
+//! Switchboard's server: the WebSocket hub, the HTTP API and the server-rendered
+//! dashboard, started by `run` on a listener the caller binds (tests bind port 0).
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod shutdown;
+pub mod site;
+pub mod telemetry;
+
+use axum::extract::FromRef;
+use config::Config;
+use hub::{Hub, HubConfig};
+use leptos::config::LeptosOptions;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often topics that hold nothing are dropped.
+const TOPIC_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub hub: Hub,
+    pub tracker: TaskTracker,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot read the listener's address: {0}")]
+    Addr(std::io::Error),
+}
+
+/// Serves until `shutdown` is cancelled, then closes every WebSocket with 1001 and
+/// waits (at most the configured grace) for every task to end.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let addr = listener.local_addr().map_err(ServerError::Addr)?;
+    let tracker = TaskTracker::new();
+    let hub = Hub::new(HubConfig::from(&config), shutdown.child_token());
+    tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
+
+    let state = AppState {
+        leptos_options: site::leptos_options(&config, addr),
+        hub,
+        tracker: tracker.clone(),
+        started: Instant::now(),
+    };
+    let app = site::router(state);
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening on http://{addr}");
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), tracker.wait()).await.is_err() {
+        tracing::warn!("some connections did not close in time");
+    }
+    tracing::info!("stopped");
+    served.map_err(ServerError::Serve)
+}
