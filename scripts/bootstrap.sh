@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every tool the build and the tests need, skipping what is already there.
-# Idempotent: safe to run on every `run`/`test`. See TOOLCHAIN notes in docs/development.md.
-#   scripts/bootstrap.sh build   -> rust wasm target, wasm-bindgen-cli, cargo-leptos
-#   scripts/bootstrap.sh test    -> the above + npm packages of end2end/ + Debian chromium
+# Idempotent: safe to run on every `run`/`test`. Why each step: docs/development.md.
+#   scripts/bootstrap.sh run     -> rust wasm target, wasm-bindgen-cli, cargo-leptos,
+#                                   npm packages of end2end/ (binaryen's wasm-opt)
+#   scripts/bootstrap.sh test    -> the above + Debian chromium
 set -euo pipefail
 
 CARGO_LEPTOS_VERSION=0.3.11
@@ -67,12 +68,12 @@ ensure_npm() {
   (cd "$root/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 }
 
-what=${1:-build}
+what=${1:-run}
 ensure_wasm_target
 ensure_wasm_bindgen
 ensure_cargo_leptos
+ensure_npm
 if [ "$what" = test ]; then
-  ensure_npm
   ensure_chromium
 fi
 say "tools ready"

@@ -265,7 +265,7 @@ async fn write_loop(
             }
         }
     }
-    finish(sink, &conn.outbox, &hub).await;
+    finish(sink, rx, &conn.outbox, &hub).await;
 }
 
 /// Writes queued items without a flush each, then flushes once.
@@ -304,9 +304,19 @@ async fn write_batch(
     Ok(())
 }
 
-/// Sends the close frame the reason calls for (bounded in time), then drops the socket.
-async fn finish(mut sink: SplitSink<WebSocket, Message>, outbox: &Outbox, hub: &Hub) {
+/// Sends what is already queued when the close is deliberate (the reply that explains
+/// it, say), then the close frame the reason calls for, all bounded in time, then drops
+/// the socket. A slow consumer's queue is not drained: it is why it is being closed.
+async fn finish(mut sink: SplitSink<WebSocket, Message>, mut rx: Receiver<Outbound>, outbox: &Outbox, hub: &Hub) {
     let reason = outbox.close_reason();
+    let drain = matches!(reason, CloseReason::Normal | CloseReason::Policy(_) | CloseReason::GoingAway);
+    if drain {
+        let mut batch = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            batch.push(item);
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_batch(&mut sink, &mut batch, hub)).await;
+    }
     if reason != CloseReason::ClientGone {
         hub.counters().closed(reason.code());
         let frame = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };

@@ -1,0 +1,103 @@
+//! `switchboard-load`: Switchboard's load generator. Runs one scenario against a
+//! running server, or `suite`: starts the hub and the baseline broadcast server
+//! itself and runs every scenario against both, alternating, printing a table of
+//! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
+
+mod frames;
+mod procstat;
+mod scenario;
+mod suite;
+
+use clap::{Parser, Subcommand};
+use scenario::{FanoutSpec, Pace, Target, Via};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "switchboard-load", version, about = "Load generator for Switchboard's WebSocket hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// N subscribers, one publisher at a set rate (or a bounded window).
+    Fanout {
+        /// Server address (host:port).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        /// Server process id, to read its CPU time and memory from /proc.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The target is the baseline broadcast server (no subscribe step).
+        #[arg(long)]
+        baseline: bool,
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 1)]
+        topics: usize,
+        /// Events per second; 0 = as fast as the window allows.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Events in flight when --rate is 0.
+        #[arg(long, default_value_t = 64)]
+        window: u64,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, value_enum, default_value_t = Via::Ws)]
+        via: Via,
+    },
+    /// N idle connections: set-up rate and server memory per connection.
+    Idle {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long)]
+        baseline: bool,
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+    },
+    /// A subscriber misses N events and resumes with `since`: time to have them all.
+    Resume {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long, default_value_t = 1_000)]
+        missed: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// Every scenario against the hub and the baseline, started here, same run.
+    Suite(suite::SuiteArgs),
+}
+
+fn target(addr: String, pid: Option<u32>, baseline: bool) -> Target {
+    Target { name: if baseline { "baseline" } else { "switchboard" }.into(), addr, pid, full_protocol: !baseline }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    suite::raise_fd_limit();
+    match Cli::parse().command {
+        Command::Fanout { addr, pid, baseline, subscribers, topics, rate, window, payload, duration, via } => {
+            let pace = if rate == 0 { Pace::Window(window) } else { Pace::Rate(rate) };
+            let spec = FanoutSpec { subscribers, topics, pace, payload, duration: Duration::from_secs(duration), via };
+            let report = scenario::fanout(&target(addr, pid, baseline), &spec).await?;
+            suite::print_reports(&[report]);
+        }
+        Command::Idle { addr, pid, baseline, connections } => {
+            let report = scenario::idle(&target(addr, pid, baseline), connections).await?;
+            suite::print_reports(&[report]);
+        }
+        Command::Resume { addr, missed, rounds } => {
+            let report = scenario::resume(&target(addr, None, false), missed, rounds).await?;
+            suite::print_reports(&[report]);
+        }
+        Command::Suite(args) => suite::run(args).await?,
+    }
+    Ok(())
+}

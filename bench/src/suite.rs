@@ -1,0 +1,186 @@
+//! The whole benchmark: both servers started here, every scenario against each,
+//! results and ratios printed as Markdown.
+
+use crate::scenario::{self, FanoutSpec, Pace, Report, Target, Via};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct SuiteArgs {
+    /// The hub's binary.
+    #[arg(long, default_value = "target/release/switchboard")]
+    switchboard: PathBuf,
+    /// The baseline's binary.
+    #[arg(long, default_value = "target/release/baseline-broadcast")]
+    baseline: PathBuf,
+    /// Seconds each fan-out scenario publishes.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Idle connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Subscriber counts of the 100 msg/s fan-out scenarios.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 5_000])]
+    fanout: Vec<usize>,
+    /// Repetitions of each scenario (the table shows the median run).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+/// Raises the open-file limit to the hard limit (10k connections need 10k fds, on
+/// both ends); child servers inherit it.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+struct Server {
+    child: Child,
+    target: Target,
+    _data: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._data);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start(name: &str, bin: &PathBuf, full: bool) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let data = std::env::temp_dir().join(format!("switchboard-bench-{port}"));
+    let mut cmd = Command::new(bin);
+    if full {
+        cmd.args(["--port", &port.to_string(), "--log", "warn"]).arg("--data-dir").arg(&data);
+    } else {
+        cmd.arg(port.to_string());
+    }
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
+    let target = Target { name: name.into(), addr: format!("127.0.0.1:{port}"), pid: Some(child.id()), full_protocol: full };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&target.addr).await.is_ok() {
+            return Ok(Server { child, target, _data: data });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{name} did not start listening on {}", target.addr)
+}
+
+/// Runs one scenario on a fresh pair of servers, hub first then baseline, `repeat`
+/// times, and keeps the median run of each by the scenario's main figure.
+async fn pair<F, Fut>(args: &SuiteArgs, name: &str, run: F, key: fn(&Report) -> f64) -> anyhow::Result<(Report, Report)>
+where
+    F: Fn(Target) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Report>>,
+{
+    let mut hub_runs = Vec::new();
+    let mut base_runs = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        for (full, runs) in [(true, &mut hub_runs), (false, &mut base_runs)] {
+            let (label, bin) = if full { ("switchboard", &args.switchboard) } else { ("baseline", &args.baseline) };
+            let server = start(label, bin, full).await?;
+            let mut report = run(server.target.clone()).await?;
+            report.scenario = name.into();
+            runs.push(report);
+            drop(server);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let median = |mut v: Vec<Report>| {
+        v.sort_by(|a, b| key(a).total_cmp(&key(b)));
+        v.swap_remove(v.len() / 2)
+    };
+    Ok((median(hub_runs), median(base_runs)))
+}
+
+pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let duration = Duration::from_secs(args.duration);
+    let mut rows: Vec<(Report, Report)> = Vec::new();
+
+    let spec = FanoutSpec { subscribers: 100, topics: 1, pace: Pace::Window(256), payload: 100, duration, via: Via::Ws };
+    rows.push(pair(&args, "max throughput, 100 subscribers", |t| async move { scenario::fanout(&t, &spec).await }, |r| r.deliveries_per_s()).await?);
+    for &n in &args.fanout {
+        let spec = FanoutSpec { subscribers: n, topics: 1, pace: Pace::Rate(100), payload: 100, duration, via: Via::Http };
+        let name = format!("fan-out {n} x 100 msg/s");
+        rows.push(pair(&args, &name, |t| async move { scenario::fanout(&t, &spec).await }, |r| r.p99_ms).await?);
+    }
+    let idle = args.idle;
+    rows.push(
+        pair(&args, &format!("{idle} idle connections"), |t| async move { scenario::idle(&t, idle).await }, |r| {
+            r.extra.iter().find(|(k, _)| k == "rss_kib_per_connection").map(|(_, v)| *v).unwrap_or(0.0)
+        })
+        .await?,
+    );
+    print_comparison(&rows);
+
+    let server = start("switchboard", &args.switchboard, true).await?;
+    let resume = scenario::resume(&server.target, 1_000, 5).await?;
+    println!("\nresume after 1,000 missed events (switchboard only): median {:.1} ms, max {:.1} ms over 5 rounds", resume.p50_ms, resume.max_ms);
+    Ok(())
+}
+
+fn extra(r: &Report, key: &str) -> f64 {
+    r.extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or(f64::NAN)
+}
+
+fn print_comparison(rows: &[(Report, Report)]) {
+    println!("| scenario | server | delivered/expected | gaps | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU % | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (hub, base) in rows {
+        for r in [hub, base] {
+            if r.scenario.contains("idle") {
+                println!(
+                    "| {} | {} | {:.0} conn/s set-up | | | | | | | {:.0} | {:.1} (RSS/conn {:.2} KiB) |",
+                    r.scenario, r.target, extra(r, "connections_per_s"), r.cpu_percent(),
+                    r.peak_rss_kib as f64 / 1024.0, extra(r, "rss_kib_per_connection")
+                );
+            } else {
+                println!(
+                    "| {} | {} | {}/{} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.1} |",
+                    r.scenario, r.target, r.delivered, r.expected, r.gaps, r.deliveries_per_s(), r.p50_ms,
+                    r.p99_ms, r.p999_ms, r.max_ms, r.cpu_percent(), r.peak_rss_kib as f64 / 1024.0
+                );
+            }
+        }
+    }
+    println!("\nratios (switchboard / baseline):");
+    for (hub, base) in rows {
+        if hub.scenario.contains("idle") {
+            println!(
+                "- {}: RSS per connection {:.2}x, set-up rate {:.2}x",
+                hub.scenario,
+                extra(hub, "rss_kib_per_connection") / extra(base, "rss_kib_per_connection"),
+                extra(hub, "connections_per_s") / extra(base, "connections_per_s")
+            );
+        } else {
+            println!(
+                "- {}: throughput {:.2}x, p99 latency {:.2}x, server CPU {:.2}x",
+                hub.scenario,
+                hub.deliveries_per_s() / base.deliveries_per_s(),
+                hub.p99_ms / base.p99_ms,
+                hub.server_cpu_s / base.server_cpu_s
+            );
+        }
+    }
+}
+
+pub fn print_reports(reports: &[Report]) {
+    for r in reports {
+        println!(
+            "{} {}: delivered {}/{} gaps {} published {} in {:.2}s -> {:.0} deliveries/s; latency ms p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}; server CPU {:.2}s ({:.0}%), peak RSS {} KiB {:?}",
+            r.target, r.scenario, r.delivered, r.expected, r.gaps, r.published, r.elapsed.as_secs_f64(),
+            r.deliveries_per_s(), r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.server_cpu_s, r.cpu_percent(),
+            r.peak_rss_kib, r.extra
+        );
+    }
+}

@@ -1,0 +1,79 @@
+// Starts and stops the real `switchboard` binary for a spec, on a port of its own.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const root = path.resolve(__dirname, '../../..');
+
+export const serverBinary = process.env.SWITCHBOARD_BIN ?? path.join(root, 'target/debug/switchboard');
+export const siteRoot = process.env.SWITCHBOARD_SITE_ROOT ?? path.join(root, 'target/site');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class Server {
+  private child?: ChildProcess;
+  readonly dataDir: string;
+  log = '';
+
+  constructor(readonly port: number, dataDir?: string) {
+    this.dataDir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-e2e-'));
+  }
+
+  static async start(): Promise<Server> {
+    const server = new Server(await freePort());
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn(serverBinary, ['--port', String(this.port), '--data-dir', this.dataDir], {
+      env: { ...process.env, SWITCHBOARD_SITE_ROOT: siteRoot, SWITCHBOARD_LOG: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d) => (this.log += d));
+    this.child.stderr?.on('data', (d) => (this.log += d));
+    await this.waitUntilHealthy();
+  }
+
+  private async waitUntilHealthy(): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`server exited with ${this.child.exitCode}:\n${this.log}`);
+      }
+      try {
+        const res = await fetch(`${this.url}/healthz`);
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`server did not become healthy:\n${this.log}`);
+  }
+
+  /** Stops the process with `signal` and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+    this.child = undefined;
+  }
+}

@@ -1,0 +1,125 @@
+//! The walking skeleton, end to end through the real `switchboard` binary: it starts
+//! on an ephemeral port, greets with `hello`, answers `ping`, reports bad messages
+//! without dropping the connection, closes on `close`, shuts down gracefully on
+//! SIGTERM (open sockets get 1001), and explains bad configuration.
+
+mod common;
+
+use common::Client;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Binary {
+    child: Child,
+    addr: String,
+    _data: common::tempdir::TempDir,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts the binary on port 0 and reads the address it logs.
+fn start_binary() -> Binary {
+    let data = common::tempdir::TempDir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--port", "0", "--log", "info"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn switchboard");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
+    Binary { child, addr, _data: data }
+}
+
+#[tokio::test]
+async fn hello_ping_bad_message_close_and_sigterm() {
+    let mut server = start_binary();
+    let health: serde_json::Value =
+        common::http().get(format!("http://{}/healthz", server.addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let mut c = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    let hello = c.expect_type("hello").await;
+    assert_eq!(hello["v"], 1);
+    assert!(hello["client_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(hello["server_ts"].as_i64().unwrap() > 1_600_000_000_000);
+    assert_eq!(hello["heartbeat_ms"], 10_000);
+    assert_eq!(hello["limits"], json!({"max_subscriptions":32,"max_message_bytes":65536,"rate_per_min":100}));
+
+    c.send_json(json!({"type":"ping","ts":123,"id":"p1"})).await;
+    let pong = c.expect_type("pong").await;
+    assert_eq!((pong["ts"].clone(), pong["id"].clone()), (json!(123), json!("p1")));
+    assert!(pong["server_ts"].as_i64().is_some());
+
+    c.send_text("this is not json").await;
+    let err = c.expect_type("error").await;
+    assert_eq!(err["code"], "bad_json");
+    assert_eq!(err["retryable"], false);
+    assert_eq!(err["original_message"], "this is not json");
+
+    c.send_json(json!({"type":"dance","id":7})).await;
+    let err = c.expect_type("error").await;
+    assert_eq!((err["code"].clone(), err["id"].clone()), (json!("unknown_type"), json!(7)));
+
+    // still open after bad messages
+    c.send_json(json!({"type":"ping"})).await;
+    assert_eq!(c.expect_type("pong").await["ts"], serde_json::Value::Null);
+
+    c.send_json(json!({"type":"close"})).await;
+    assert_eq!(c.expect_close().await, 1000);
+
+    // an open socket is told the server is going away
+    let mut open = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    open.expect_type("hello").await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    assert_eq!(open.expect_close().await, 1001);
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exits cleanly after SIGTERM: {status}");
+}
+
+fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run switchboard");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_flags_and_env_values_are_named() {
+    let (ok, err) = run_to_exit(&["--port", "http"], &[]);
+    assert!(!ok && err.contains("http"), "{err}");
+    let (ok, err) = run_to_exit(&[], &[("SWITCHBOARD_HEARTBEAT_MS", "soon")]);
+    assert!(!ok && err.contains("soon"), "{err}");
+    let (ok, err) = run_to_exit(&["--bind", "0.0.0.0"], &[]);
+    assert!(!ok && err.contains("0.0.0.0") && err.contains("loopback"), "{err}");
+    let (ok, err) = run_to_exit(&["--help"], &[]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn an_occupied_port_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (ok, err) = run_to_exit(&["--port", &port], &[]);
+    assert!(!ok, "must fail");
+    assert!(err.contains("already in use") && err.contains(&port), "{err}");
+}

@@ -1,0 +1,193 @@
+//! Helpers shared by the integration tests: start the real server (in-process on port
+//! 0, or the real binary), and a WebSocket client whose every receive has a timeout,
+//! so a broken server fails a test instead of hanging it.
+#![allow(dead_code)]
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use server::config::Config;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+    _data: tempdir::TempDir,
+}
+
+impl TestServer {
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn connect(&self, path: &str) -> Client {
+        Client::connect(&self.ws_url(path)).await
+    }
+
+    /// A client that has read its `hello`.
+    pub async fn client(&self) -> Client {
+        let mut c = self.connect("/ws").await;
+        c.expect_type("hello").await;
+        c
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(TIMEOUT, self.task).await;
+    }
+}
+
+pub async fn start_server() -> TestServer {
+    start_server_with(|_| {}).await
+}
+
+/// Starts the real server on 127.0.0.1:0 with the defaults, changed by `tweak`.
+pub async fn start_server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let data = tempdir::TempDir::new();
+    let mut config = Config::for_tests(data.path().to_path_buf());
+    tweak(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        server::run(config, listener, token).await.expect("server runs");
+    });
+    TestServer { addr, shutdown, task, _data: data }
+}
+
+/// A minimal temporary folder, removed on drop.
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let path = std::env::temp_dir().join(format!("switchboard-test-{:016x}", rand::random::<u64>()));
+            std::fs::create_dir_all(&path).expect("temp dir");
+            TempDir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a receive ended when it did not yield a JSON message.
+#[derive(Debug, PartialEq)]
+pub enum Closed {
+    Code(u16, String),
+    NoFrame,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        Client { ws }
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    /// The next JSON text message, or how the connection ended.
+    pub async fn next(&mut self) -> Result<Value, Closed> {
+        self.next_within(TIMEOUT).await.expect("a message within the timeout")
+    }
+
+    /// None when nothing arrived within `limit`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<Result<Value, Closed>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            return Some(match msg {
+                Some(Ok(Message::Text(t))) => Ok(serde_json::from_str(t.as_str()).expect("server sends JSON")),
+                Some(Ok(Message::Close(Some(f)))) => Err(Closed::Code(u16::from(f.code), f.reason.to_string())),
+                Some(Ok(Message::Close(None))) => Err(Closed::Code(1005, String::new())),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),
+                Some(Err(_)) | None => Err(Closed::NoFrame),
+            });
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        match self.next().await {
+            Ok(v) => v,
+            Err(c) => panic!("expected a message, connection ended: {c:?}"),
+        }
+    }
+
+    pub async fn expect_type(&mut self, kind: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["type"], kind, "expected {kind}, got {v}");
+        v
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next().await {
+                Ok(_) => continue,
+                Err(Closed::Code(code, _)) => return code,
+                Err(Closed::NoFrame) => panic!("connection dropped without a close frame"),
+            }
+        }
+    }
+
+    /// Sends and waits for the reply carrying `id`, skipping events in between.
+    pub async fn request(&mut self, mut msg: Value, id: &str) -> Value {
+        msg["id"] = Value::String(id.into());
+        self.send_json(msg).await;
+        loop {
+            let v = self.recv().await;
+            if v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        })).await;
+    }
+}
+
+/// A plain HTTP client.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(TIMEOUT).build().expect("http client")
+}
