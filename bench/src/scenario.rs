@@ -75,21 +75,25 @@ async fn connect(url: &str) -> anyhow::Result<Ws> {
 }
 
 /// Opens `n` connections, `concurrency` at a time; on the hub each subscribes to its
-/// topic (`bench.{i % topics}`) and waits for `subscribed`.
+/// topic (`bench.{i % topics}`) and waits for `subscribed` (with `topics` 0: reads
+/// `hello` only).
 pub async fn open_subscribers(target: &Target, n: usize, topics: usize, concurrency: usize) -> anyhow::Result<Vec<Ws>> {
     let url = target.ws_url();
     let full = target.full_protocol;
+    let (wait_for, subscribe) = if topics == 0 { (r#""type":"hello""#, false) } else { (r#""type":"subscribed""#, true) };
     let results: Vec<anyhow::Result<Ws>> = stream::iter(0..n)
         .map(|i| {
             let url = url.clone();
             async move {
                 let mut ws = connect(&url).await?;
                 if full {
-                    let topic = format!("bench.{}", i % topics.max(1));
-                    ws.send(Message::text(json!({"type":"subscribe","topic":topic}).to_string())).await?;
+                    if subscribe {
+                        let topic = format!("bench.{}", i % topics.max(1));
+                        ws.send(Message::text(json!({"type":"subscribe","topic":topic}).to_string())).await?;
+                    }
                     while let Some(msg) = ws.next().await {
                         if let Message::Text(t) = msg? {
-                            if t.as_str().contains(r#""type":"subscribed""#) {
+                            if t.as_str().contains(wait_for) {
                                 break;
                             }
                         }
@@ -147,14 +151,28 @@ async fn read_events(mut ws: Ws, shared: Arc<Shared>) -> Histogram<u64> {
 
 enum Publisher {
     Http(reqwest::Client, String),
-    Ws(Ws),
+    /// The sending half; a task drains the replies and counts errors (a producer that
+    /// never reads would stall its own connection).
+    Ws(futures::stream::SplitSink<Ws, Message>, Arc<AtomicU64>),
 }
 
 impl Publisher {
     async fn new(target: &Target, via: Via) -> anyhow::Result<Publisher> {
         Ok(match via {
             Via::Http => Publisher::Http(reqwest::Client::new(), format!("http://{}/api/v1/publish", target.addr)),
-            Via::Ws => Publisher::Ws(connect(&target.ws_url()).await?),
+            Via::Ws => {
+                let (sink, mut stream) = connect(&target.ws_url()).await?.split();
+                let errors = Arc::new(AtomicU64::new(0));
+                let counted = errors.clone();
+                tokio::spawn(async move {
+                    while let Some(Ok(msg)) = stream.next().await {
+                        if matches!(&msg, Message::Text(t) if t.as_str().contains(r#""type":"error""#)) {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+                Publisher::Ws(sink, errors)
+            }
         })
     }
 
@@ -164,13 +182,20 @@ impl Publisher {
             Publisher::Http(client, url) => {
                 client.post(url.as_str()).json(&body).send().await?.error_for_status()?;
             }
-            Publisher::Ws(ws) => {
+            Publisher::Ws(sink, _) => {
                 let mut msg = body;
                 msg["type"] = json!("publish");
-                ws.send(Message::text(msg.to_string())).await?;
+                sink.send(Message::text(msg.to_string())).await?;
             }
         }
         Ok(())
+    }
+
+    fn errors(&self) -> u64 {
+        match self {
+            Publisher::Http(..) => 0,
+            Publisher::Ws(_, errors) => errors.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -234,6 +259,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let elapsed = start.elapsed();
     let after = target.proc();
     shared.stop.store(true, Ordering::Relaxed);
+    let publish_errors = publisher.errors();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for r in readers {
         hist.add(r.await?).ok();
@@ -253,7 +279,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
         max_ms: hist.max() as f64 / 1000.0,
         server_cpu_s: (after.cpu.saturating_sub(before.cpu)).as_secs_f64(),
         peak_rss_kib: after.peak_rss_kib,
-        extra: Vec::new(),
+        extra: vec![("publish_errors".into(), publish_errors as f64)],
     })
 }
 
@@ -261,7 +287,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
 pub async fn idle(target: &Target, n: usize) -> anyhow::Result<Report> {
     let before = target.proc();
     let start = Instant::now();
-    let sockets = open_subscribers(target, n, 1, 256).await?;
+    let sockets = open_subscribers(target, n, 0, 256).await?;
     let setup = start.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = target.proc();
@@ -283,7 +309,8 @@ pub async fn idle(target: &Target, n: usize) -> anyhow::Result<Report> {
 
 /// A subscriber misses `missed` events, comes back with `since`: time to have them all.
 pub async fn resume(target: &Target, missed: u64, rounds: usize) -> anyhow::Result<Report> {
-    let mut publisher = Publisher::new(target, Via::Ws).await?;
+    // HTTP publishes return once the event is in the topic's history: no sync needed
+    let mut publisher = Publisher::new(target, Via::Http).await?;
     let mut times = Vec::new();
     for round in 0..rounds {
         let topic = format!("resume.{round}");
@@ -300,15 +327,6 @@ pub async fn resume(target: &Target, missed: u64, rounds: usize) -> anyhow::Resu
         ws.close(None).await.ok();
         for _ in 0..missed {
             publisher.publish(&topic, 100).await?;
-        }
-        // wait until the publisher's messages were handled: its ping's pong comes after
-        if let Publisher::Ws(p) = &mut publisher {
-            p.send(Message::text(r#"{"type":"ping","id":"sync"}"#)).await?;
-            while let Some(Ok(m)) = p.next().await {
-                if matches!(&m, Message::Text(t) if t.as_str().contains(r#""type":"pong""#)) {
-                    break;
-                }
-            }
         }
         let mut ws = connect(&target.ws_url()).await?;
         let start = Instant::now();

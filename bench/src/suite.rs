@@ -60,7 +60,11 @@ async fn start(name: &str, bin: &PathBuf, full: bool) -> anyhow::Result<Server> 
     let data = std::env::temp_dir().join(format!("switchboard-bench-{port}"));
     let mut cmd = Command::new(bin);
     if full {
-        cmd.args(["--port", &port.to_string(), "--log", "warn"]).arg("--data-dir").arg(&data);
+        // a producer streaming over one WebSocket gets a producer's budget (the default,
+        // 10,000 publish/s per connection, is below what max throughput needs)
+        cmd.args(["--port", &port.to_string(), "--log", "warn", "--publish-rate-per-s", "10000000"])
+            .arg("--data-dir")
+            .arg(&data);
     } else {
         cmd.arg(port.to_string());
     }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod hub;
+pub mod metrics;
 pub mod shutdown;
 pub mod site;
 pub mod telemetry;
@@ -12,6 +13,7 @@ use axum::extract::FromRef;
 use config::Config;
 use hub::{Hub, HubConfig};
 use leptos::config::LeptosOptions;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +50,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let tracker = TaskTracker::new();
     let hub = Hub::new(HubConfig::from(&config), shutdown.child_token());
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
+    tracker.spawn(hub.clone().run_heartbeat());
+    let sampler = metrics::Sampler::for_this_machine(Arc::new(metrics::EmptyQueue));
+    let every = Duration::from_millis(config.metrics_interval_ms);
+    tracker.spawn(sampler.run(hub.clone(), every, shutdown.child_token()));
 
     let state = AppState {
         leptos_options: site::leptos_options(&config, addr),

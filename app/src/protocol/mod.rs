@@ -39,3 +39,6 @@ pub type TimestampMs = i64;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod doc_examples;

@@ -2,7 +2,7 @@
 //! the socket's sending half, the outbound queue and the heartbeat. Either side ends
 //! the connection through the outbox's close signal, with one reason and close code.
 
-use super::outbox::{CloseReason, Outbound, Outbox};
+use super::outbox::{CloseReason, Outbound, Outbox, OutboxReceiver};
 use super::rate::ConnectionLimits;
 use super::{now_ms, ConnectionInfo, Hub, HubError};
 use app::protocol::{
@@ -13,16 +13,15 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::Receiver;
 use tracing::Instrument;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
-/// How long a close frame may take to go out before the socket is just dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a close frame may take to go out before the socket is just dropped (a slow
+/// consumer that resumes reading within it still learns why: 1013).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the upgrade request asked for, already checked.
 #[derive(Debug, Default)]
@@ -37,23 +36,28 @@ pub struct ConnectParams {
     pub workflow_id: Option<String>,
 }
 
-/// Serves one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) {
+/// Sets up one upgraded socket (registers it, queues `hello` and its subscriptions,
+/// spawns the writer) and returns the future that reads it until it closes. The set-up
+/// is synchronous so the long-lived future keeps only the reader's state: an idle
+/// connection's memory is mostly these futures.
+pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::future::Future<Output = ()> + Send {
     let (outbox, rx) = Outbox::new(hub.config().outbound_queue, hub.shutdown_token());
-    let conn = hub.connect(outbox.clone(), params.user_id.clone(), params.session_id.clone());
+    let conn = hub.connect(outbox, params.user_id.clone(), params.session_id.clone());
     let span = tracing::info_span!("ws", client = %conn.client_id);
+    let _entered = span.enter();
+    tracing::debug!("connected");
+    greet(&hub, &conn, &params);
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
+    let workflow = params.workflow_id;
+    drop(_entered);
     async move {
-        tracing::debug!("connected");
-        greet(&hub, &conn, &params);
-        let (sink, stream) = socket.split();
-        let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
-        read_loop(stream, &hub, &conn, params.workflow_id.as_deref()).await;
+        read_loop(stream, &hub, &conn, workflow.as_deref()).await;
         let _ = writer.await;
         hub.disconnect(&conn);
         tracing::debug!(reason = conn.outbox.close_reason().text(), "disconnected");
     }
     .instrument(span)
-    .await
 }
 
 /// `hello`, then every auto-subscription's `subscribed`, then any error about them.
@@ -221,23 +225,18 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: Receiver<Outbound>,
+    mut rx: OutboxReceiver,
     conn: Arc<ConnectionInfo>,
     hub: Hub,
 ) {
-    let heartbeat = hub.config().heartbeat;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // grown on first use: an idle connection should not carry a batch buffer
+    let mut batch = Vec::new();
     let closing = conn.outbox.closing().clone();
     loop {
         tokio::select! {
             biased;
             _ = closing.cancelled() => break,
-            n = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                if n == 0 {
-                    break;
-                }
+            _ = rx.recv_many(&mut batch, WRITE_BATCH) => {
                 let written = tokio::select! {
                     _ = closing.cancelled() => break,
                     written = write_batch(&mut sink, &mut batch, &hub) => written,
@@ -247,25 +246,10 @@ async fn write_loop(
                     break;
                 }
             }
-            _ = ping.tick() => {
-                let silent_ms = now_ms() - conn.last_seen_ms.load(Ordering::Relaxed);
-                if silent_ms > 2 * heartbeat.as_millis() as i64 {
-                    tracing::debug!(silent_ms, "heartbeat timeout");
-                    conn.outbox.close(CloseReason::HeartbeatTimeout);
-                    break;
-                }
-                let sent = tokio::select! {
-                    _ = closing.cancelled() => break,
-                    sent = sink.send(Message::Ping(bytes::Bytes::new())) => sent,
-                };
-                if sent.is_err() {
-                    conn.outbox.close(CloseReason::ClientGone);
-                    break;
-                }
-            }
         }
     }
-    finish(sink, rx, &conn.outbox, &hub).await;
+    // boxed: reached once per connection, so its state need not live in every writer
+    Box::pin(finish(sink, rx, &conn.outbox, &hub)).await;
 }
 
 /// Writes queued items without a flush each, then flushes once.
@@ -288,11 +272,12 @@ async fn write_batch(
                 frames += 1;
             }
             Outbound::Batch(list) => {
-                for frame in list {
+                for frame in list.into_vec() {
                     sink.feed(Message::Text(frame)).await?;
                     frames += 1;
                 }
             }
+            Outbound::Ping => sink.feed(Message::Ping(bytes::Bytes::new())).await?,
         }
     }
     sink.flush().await?;
@@ -307,20 +292,22 @@ async fn write_batch(
 /// Sends what is already queued when the close is deliberate (the reply that explains
 /// it, say), then the close frame the reason calls for, all bounded in time, then drops
 /// the socket. A slow consumer's queue is not drained: it is why it is being closed.
-async fn finish(mut sink: SplitSink<WebSocket, Message>, mut rx: Receiver<Outbound>, outbox: &Outbox, hub: &Hub) {
+async fn finish(mut sink: SplitSink<WebSocket, Message>, rx: OutboxReceiver, outbox: &Outbox, hub: &Hub) {
     let reason = outbox.close_reason();
     let drain = matches!(reason, CloseReason::Normal | CloseReason::Policy(_) | CloseReason::GoingAway);
     if drain {
         let mut batch = Vec::new();
-        while let Ok(item) = rx.try_recv() {
-            batch.push(item);
-        }
+        rx.try_recv_many(&mut batch, usize::MAX);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_batch(&mut sink, &mut batch, hub)).await;
     }
-    if reason != CloseReason::ClientGone {
-        hub.counters().closed(reason.code());
-        let frame = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    if reason == CloseReason::ClientGone {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        return;
     }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    hub.counters().closed(reason.code());
+    let frame = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
+    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    }
+    // else the socket is stuck or broken: drop it; a codeless close would only mislead
 }

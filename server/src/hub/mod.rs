@@ -353,6 +353,44 @@ impl Hub {
         before - topics.len()
     }
 
+    /// One heartbeat for every connection: a connection silent (no Pong, no message)
+    /// for two periods is closed with 1001; every other one is sent a WebSocket Ping.
+    /// One task for the hub rather than a timer per connection keeps idle ones small.
+    pub fn heartbeat(&self) -> usize {
+        let now = now_ms();
+        let silent_after = 2 * self.inner.config.heartbeat.as_millis() as i64;
+        let connections: Vec<Arc<ConnectionInfo>> = lock(&self.inner.connections).values().cloned().collect();
+        let mut closed = 0;
+        for conn in connections {
+            if now - conn.last_seen_ms.load(Ordering::Relaxed) > silent_after {
+                conn.outbox.close(outbox::CloseReason::HeartbeatTimeout);
+                closed += 1;
+            } else {
+                let _ = conn.outbox.push(outbox::Outbound::Ping);
+            }
+        }
+        closed
+    }
+
+    /// Runs the heartbeat every `heartbeat` period until shutdown.
+    pub async fn run_heartbeat(self) {
+        let period = self.inner.config.heartbeat;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let closed = self.heartbeat();
+                    if closed > 0 {
+                        tracing::debug!(closed, "silent connections closed");
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs the idle-topic sweep until shutdown.
     pub async fn run_janitor(self, every: Duration) {
         let mut tick = tokio::time::interval(every);

@@ -3,9 +3,11 @@
 //! queue is full, closes that connection with 1013. A gap is never silent.
 
 use axum::extract::ws::Utf8Bytes;
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// One item of the queue; an event keeps its publish instant for the latency histogram.
@@ -15,7 +17,9 @@ pub enum Outbound {
     Event { frame: Utf8Bytes, published_at: Instant },
     /// Frames that must go out back to back (a `subscribed` and its replay), in one slot
     /// so a replay of a thousand events cannot overflow a queue sized for live traffic.
-    Batch(Vec<Utf8Bytes>),
+    Batch(Box<[Utf8Bytes]>),
+    /// A WebSocket Ping (the hub's heartbeat).
+    Ping,
 }
 
 /// Why the server closes a connection, and with which close code.
@@ -63,11 +67,26 @@ struct Closer {
     reason: OnceLock<CloseReason>,
 }
 
+/// The queue itself: a deque that grows only when used (tokio's bounded mpsc
+/// allocates a block of slots per channel up front, ~2 KiB per idle connection), a
+/// capacity checked on push, and a `Notify` to wake the writer.
+struct Queue {
+    items: Mutex<VecDeque<Outbound>>,
+    capacity: usize,
+    ready: Notify,
+    receiver_gone: AtomicBool,
+}
+
 /// The sending side of a connection, cloned into every topic it subscribes to.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Outbound>,
+    queue: Arc<Queue>,
     closer: Arc<Closer>,
+}
+
+/// The writer's side of the queue.
+pub struct OutboxReceiver {
+    queue: Arc<Queue>,
 }
 
 /// Result of a push that did not queue.
@@ -81,21 +100,33 @@ pub enum PushError {
 
 impl Outbox {
     /// A queue of `capacity` items; `parent` cancels it on server shutdown.
-    pub fn new(capacity: usize, parent: &CancellationToken) -> (Outbox, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    pub fn new(capacity: usize, parent: &CancellationToken) -> (Outbox, OutboxReceiver) {
+        let queue = Arc::new(Queue {
+            items: Mutex::new(VecDeque::new()),
+            capacity,
+            ready: Notify::new(),
+            receiver_gone: AtomicBool::new(false),
+        });
         let closer = Arc::new(Closer { token: parent.child_token(), reason: OnceLock::new() });
-        (Outbox { tx, closer }, rx)
+        (Outbox { queue: queue.clone(), closer }, OutboxReceiver { queue })
     }
 
+    /// Queues at once or fails at once: never waits on the connection.
     pub fn push(&self, item: Outbound) -> Result<(), PushError> {
-        match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.close(CloseReason::SlowConsumer);
-                Err(PushError::Overflow)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(PushError::Closed),
+        if self.queue.receiver_gone.load(Ordering::Relaxed) {
+            return Err(PushError::Closed);
         }
+        {
+            let mut items = self.queue.items.lock().unwrap_or_else(|p| p.into_inner());
+            if items.len() >= self.queue.capacity {
+                drop(items);
+                self.close(CloseReason::SlowConsumer);
+                return Err(PushError::Overflow);
+            }
+            items.push_back(item);
+        }
+        self.queue.ready.notify_one();
+        Ok(())
     }
 
     pub fn push_frame(&self, text: String) -> Result<(), PushError> {
@@ -108,7 +139,7 @@ impl Outbox {
         self.closer.token.cancel();
     }
 
-    /// The reason to close with, once `closed()` fired (shutdown when none was given).
+    /// The reason to close with, once `closing()` fired (shutdown when none was given).
     pub fn close_reason(&self) -> CloseReason {
         self.closer.reason.get().copied().unwrap_or(CloseReason::GoingAway)
     }
@@ -123,11 +154,48 @@ impl Outbox {
 
     /// Items waiting in the queue.
     pub fn len(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queue.items.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    pub fn same_connection(&self, other: &Outbox) -> bool {
-        Arc::ptr_eq(&self.closer, &other.closer)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An emptied queue gives its memory back when it holds more than this many slots
+/// (after a burst) or at most `SHRINK_SMALL` (a quiet connection's few slots, freed so
+/// that ten thousand idle connections do not each keep them).
+const SHRINK_ABOVE: usize = 256;
+const SHRINK_SMALL: usize = 8;
+
+impl OutboxReceiver {
+    /// Moves up to `limit` items into `out`, waiting until there is at least one.
+    pub async fn recv_many(&mut self, out: &mut Vec<Outbound>, limit: usize) -> usize {
+        loop {
+            let notified = self.queue.ready.notified();
+            let n = self.try_recv_many(out, limit);
+            if n > 0 {
+                return n;
+            }
+            notified.await;
+        }
+    }
+
+    /// Moves up to `limit` items into `out` without waiting.
+    pub fn try_recv_many(&self, out: &mut Vec<Outbound>, limit: usize) -> usize {
+        let mut items = self.queue.items.lock().unwrap_or_else(|p| p.into_inner());
+        let n = items.len().min(limit);
+        out.extend(items.drain(..n));
+        if items.is_empty() && (items.capacity() > SHRINK_ABOVE || items.capacity() <= SHRINK_SMALL) {
+            items.shrink_to(0);
+        }
+        n
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        self.queue.receiver_gone.store(true, Ordering::Relaxed);
     }
 }
 
@@ -138,7 +206,7 @@ mod tests {
     #[test]
     fn overflow_closes_with_1013_and_never_blocks() {
         let root = CancellationToken::new();
-        let (outbox, _rx) = Outbox::new(2, &root);
+        let (outbox, rx) = Outbox::new(2, &root);
         outbox.push_frame("a".into()).unwrap();
         outbox.push_frame("b".into()).unwrap();
         assert_eq!(outbox.len(), 2);
@@ -147,6 +215,22 @@ mod tests {
         assert_eq!(outbox.close_reason().code(), 1013);
         outbox.close(CloseReason::Normal);
         assert_eq!(outbox.close_reason(), CloseReason::SlowConsumer, "first reason wins");
+        let mut got = Vec::new();
+        assert_eq!(rx.try_recv_many(&mut got, 10), 2);
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_for_a_push() {
+        let root = CancellationToken::new();
+        let (outbox, mut rx) = Outbox::new(8, &root);
+        let writer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            rx.recv_many(&mut got, 8).await
+        });
+        tokio::task::yield_now().await;
+        outbox.push_frame("a".into()).unwrap();
+        assert_eq!(writer.await.unwrap(), 1);
     }
 
     #[test]

@@ -146,7 +146,7 @@ impl Topic {
         batch.push(Utf8Bytes::from(subscribed.to_json()));
         batch.extend(replay);
         state.subscribers.retain(|s| s.conn_id != conn_id);
-        outbox.push(Outbound::Batch(batch))?;
+        outbox.push(Outbound::Batch(batch.into_boxed_slice()))?;
         state.subscribers.push(Subscriber { conn_id, outbox: outbox.clone() });
         Ok(SubscribeOutcome { seq: state.last_seq, recovered, replayed })
     }

@@ -1,6 +1,6 @@
 use super::*;
 use app::protocol::{EventFrame, ServerMessage};
-use tokio::sync::mpsc::Receiver;
+use crate::hub::outbox::OutboxReceiver;
 use tokio_util::sync::CancellationToken;
 
 fn topic(max_events: usize) -> Topic {
@@ -11,12 +11,15 @@ fn raw(v: serde_json::Value) -> Box<RawValue> {
     serde_json::value::to_raw_value(&v).unwrap()
 }
 
-fn drain(rx: &mut Receiver<Outbound>) -> Vec<ServerMessage> {
+fn drain(rx: &mut OutboxReceiver) -> Vec<ServerMessage> {
     let mut out = Vec::new();
-    while let Ok(item) = rx.try_recv() {
+    let mut items = Vec::new();
+    rx.try_recv_many(&mut items, usize::MAX);
+    for item in items {
         let frames = match item {
             Outbound::Frame(f) | Outbound::Event { frame: f, .. } => vec![f],
-            Outbound::Batch(b) => b,
+            Outbound::Batch(b) => b.into_vec(),
+            Outbound::Ping => continue,
         };
         out.extend(frames.iter().map(|f| ServerMessage::from_json(f.as_str()).unwrap()));
     }
