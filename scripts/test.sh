@@ -10,14 +10,21 @@ start=$(date +%s)
 step "tools"
 scripts/bootstrap.sh test
 export PATH="$root/end2end/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-# cargo-leptos builds with this cfg in debug; the host tests use it too so the server
-# and app crates are compiled once, not twice.
-export RUSTFLAGS="${RUSTFLAGS:-} --cfg erase_components"
 
 step "build the site (server + WASM, debug)"
+# cargo-leptos appends `--cfg erase_components` to RUSTFLAGS itself in debug builds
+unset RUSTFLAGS
 cargo leptos build
 
 step "Rust unit and integration tests"
+# Exactly the flags and LEPTOS_* variables cargo-leptos compiled with (leptos reads
+# some with option_env!), so cargo test reuses its build. (It still relinks the server
+# binary with its dev-dependencies' features; with these variables that binary asks
+# for the same bundle names, which the end-to-end tests below then check.)
+export RUSTFLAGS="--cfg erase_components"
+export LEPTOS_OUTPUT_NAME=switchboard LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+  LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
+  LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false
 cargo test --workspace --exclude frontend
 
 step "end-to-end tests (Playwright, Chromium)"

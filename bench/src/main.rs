@@ -50,6 +50,9 @@ enum Command {
         duration: u64,
         #[arg(long, value_enum, default_value_t = Via::Ws)]
         via: Via,
+        /// Extra subscribers that never read.
+        #[arg(long, default_value_t = 0)]
+        stalled: usize,
     },
     /// N idle connections: set-up rate and server memory per connection.
     Idle {
@@ -83,9 +86,10 @@ fn target(addr: String, pid: Option<u32>, baseline: bool) -> Target {
 async fn main() -> anyhow::Result<()> {
     suite::raise_fd_limit();
     match Cli::parse().command {
-        Command::Fanout { addr, pid, baseline, subscribers, topics, rate, window, payload, duration, via } => {
+        Command::Fanout { addr, pid, baseline, subscribers, topics, rate, window, payload, duration, via, stalled } => {
             let pace = if rate == 0 { Pace::Window(window) } else { Pace::Rate(rate) };
-            let spec = FanoutSpec { subscribers, topics, pace, payload, duration: Duration::from_secs(duration), via };
+            let spec =
+                FanoutSpec { subscribers, topics, pace, payload, duration: Duration::from_secs(duration), via, stalled };
             let report = scenario::fanout(&target(addr, pid, baseline), &spec).await?;
             suite::print_reports(&[report]);
         }

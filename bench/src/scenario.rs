@@ -216,6 +216,8 @@ pub struct FanoutSpec {
     pub payload: usize,
     pub duration: Duration,
     pub via: Via,
+    /// Extra subscribers that never read: they must not slow the others.
+    pub stalled: usize,
 }
 
 /// N subscribers, one publisher: delivered/expected, latency, rates, server CPU.
@@ -225,6 +227,8 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let per_topic = spec.subscribers as u64 / topics as u64;
     let shared = Arc::new(Shared { delivered: AtomicU64::new(0), gaps: AtomicU64::new(0), stop: AtomicBool::new(false) });
     let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read_events(ws, shared.clone()))).collect();
+    // held open, never read: the server must close them (1013), not wait for them
+    let _stalled = open_subscribers(target, spec.stalled, topics, 16).await?;
     let mut publisher = Publisher::new(target, spec.via).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = target.proc();

@@ -111,10 +111,12 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration);
     let mut rows: Vec<(Report, Report)> = Vec::new();
 
-    let spec = FanoutSpec { subscribers: 100, topics: 1, pace: Pace::Window(256), payload: 100, duration, via: Via::Ws };
+    let spec =
+        FanoutSpec { subscribers: 100, topics: 1, pace: Pace::Window(256), payload: 100, duration, via: Via::Ws, stalled: 0 };
     rows.push(pair(&args, "max throughput, 100 subscribers", |t| async move { scenario::fanout(&t, &spec).await }, |r| r.deliveries_per_s()).await?);
     for &n in &args.fanout {
-        let spec = FanoutSpec { subscribers: n, topics: 1, pace: Pace::Rate(100), payload: 100, duration, via: Via::Http };
+        let spec =
+            FanoutSpec { subscribers: n, topics: 1, pace: Pace::Rate(100), payload: 100, duration, via: Via::Http, stalled: 0 };
         let name = format!("fan-out {n} x 100 msg/s");
         rows.push(pair(&args, &name, |t| async move { scenario::fanout(&t, &spec).await }, |r| r.p99_ms).await?);
     }
@@ -127,9 +129,42 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     );
     print_comparison(&rows);
 
+    stalled_reader(&args, duration).await?;
+
     let server = start("switchboard", &args.switchboard, true).await?;
     let resume = scenario::resume(&server.target, 1_000, 5).await?;
     println!("\nresume after 1,000 missed events (switchboard only): median {:.1} ms, max {:.1} ms over 5 rounds", resume.p50_ms, resume.max_ms);
+    Ok(())
+}
+
+/// 1,000 subscribers at 100 msg/s of 1 KiB events, with and without one subscriber
+/// that never reads, on the hub alone: the others' latency must not change.
+async fn stalled_reader(args: &SuiteArgs, duration: Duration) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for stalled in [0, 1] {
+        let server = start("switchboard", &args.switchboard, true).await?;
+        let spec = FanoutSpec {
+            subscribers: 1_000,
+            topics: 1,
+            pace: Pace::Rate(100),
+            payload: 1_024,
+            duration,
+            via: Via::Http,
+            stalled,
+        };
+        runs.push(scenario::fanout(&server.target, &spec).await?);
+        drop(server);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("
+one subscriber that stops reading (hub, 1,000 subscribers x 100 msg/s, 1 KiB):");
+    for (r, label) in runs.iter().zip(["without", "with one stalled"]) {
+        println!(
+            "- {label}: delivered {}/{}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            r.delivered, r.expected, r.p50_ms, r.p99_ms, r.max_ms
+        );
+    }
+    println!("- p99 ratio (with / without): {:.2}x", runs[1].p99_ms / runs[0].p99_ms);
     Ok(())
 }
 

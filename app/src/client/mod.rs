@@ -3,9 +3,11 @@
 //! reconnect arithmetic (`backoff`) is plain Rust, tested on the host.
 
 pub mod backoff;
+pub mod cursors;
 #[cfg(feature = "hydrate")]
 mod socket;
 
+use crate::protocol::EventMessage;
 use leptos::prelude::*;
 
 /// What the connection indicator shows.
@@ -50,6 +52,22 @@ pub fn provide_connection() -> Connection {
     #[cfg(feature = "hydrate")]
     socket::start(conn);
     conn
+}
+
+impl Connection {
+    /// Calls `on_event` with every new event of `topic`, in seq order and without
+    /// duplicates, across reconnects, until the calling component is cleaned up.
+    /// `since: Some(0)` first replays the topic's retained history (a sparkline's
+    /// backfill); `None` starts live. On the server this does nothing.
+    pub fn subscribe(&self, topic: &str, since: Option<u64>, on_event: impl Fn(&EventMessage) + 'static) {
+        #[cfg(feature = "hydrate")]
+        {
+            let id = socket::subscribe(topic, since, std::rc::Rc::new(on_event));
+            on_cleanup(move || socket::unsubscribe(id));
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (topic, since, on_event);
+    }
 }
 
 pub fn use_connection() -> Connection {

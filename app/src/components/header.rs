@@ -1,6 +1,7 @@
-//! The header on every page: the product name, navigation and the connection state.
+//! The header on every page: the product name, navigation, and the metrics bar with
+//! the connection state.
 
-use super::connection_indicator::ConnectionIndicator;
+use super::metrics_bar::MetricsBar;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -8,12 +9,14 @@ use leptos_router::components::A;
 pub fn Header() -> impl IntoView {
     view! {
         <header class="site-header">
-            <a class="brand" href="/">"Switchboard"</a>
-            <nav aria-label="Main">
-                <A href="/" exact=true>"Dashboard"</A>
-                <A href="/agents">"Agents"</A>
-            </nav>
-            <ConnectionIndicator/>
+            <div class="header-row">
+                <a class="brand" href="/">"Switchboard"</a>
+                <nav aria-label="Main">
+                    <A href="/" exact=true>"Dashboard"</A>
+                    <A href="/agents">"Agents"</A>
+                </nav>
+            </div>
+            <MetricsBar/>
         </header>
     }
 }

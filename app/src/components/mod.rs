@@ -2,3 +2,5 @@
 
 pub mod connection_indicator;
 pub mod header;
+pub mod metrics_bar;
+pub mod sparkline;

@@ -26,12 +26,17 @@ export class Server {
   readonly dataDir: string;
   log = '';
 
-  constructor(readonly port: number, dataDir?: string) {
+  constructor(
+    readonly port: number,
+    readonly env: Record<string, string> = {},
+    dataDir?: string,
+  ) {
     this.dataDir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-e2e-'));
   }
 
-  static async start(): Promise<Server> {
-    const server = new Server(await freePort());
+  /** Starts a server on a free port; `env` adds SWITCHBOARD_* settings. */
+  static async start(env: Record<string, string> = {}): Promise<Server> {
+    const server = new Server(await freePort(), env);
     await server.start();
     return server;
   }
@@ -42,7 +47,7 @@ export class Server {
 
   async start(): Promise<void> {
     this.child = spawn(serverBinary, ['--port', String(this.port), '--data-dir', this.dataDir], {
-      env: { ...process.env, SWITCHBOARD_SITE_ROOT: siteRoot, SWITCHBOARD_LOG: 'info' },
+      env: { ...process.env, SWITCHBOARD_SITE_ROOT: siteRoot, SWITCHBOARD_LOG: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d) => (this.log += d));

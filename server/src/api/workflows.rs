@@ -1,0 +1,156 @@
+//! The job engine's HTTP API: start runs, read snapshots, act on runs, and serve their
+//! artifacts without ever reading outside a run's artifact folder.
+
+use super::error::{ApiError, ApiJson, ApiPath};
+use crate::engine::EngineError;
+use crate::AppState;
+use app::protocol::{ControlAction, ErrorCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// A pipeline's name, or an inline definition.
+    pipeline: Value,
+}
+
+pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartBody>) -> Result<Response, ApiError> {
+    let snapshot = state.engine.submit(body.pipeline)?;
+    Ok((StatusCode::CREATED, Json(snapshot)).into_response())
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "workflows": state.engine.list() }))
+}
+
+pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.engine.snapshot(&id)?))
+}
+
+/// `POST /workflows/{id}/{pause|resume|cancel|confirm}`
+pub async fn act(State(state): State<AppState>, ApiPath((id, action)): ApiPath<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let engine = &state.engine;
+    match action.as_str() {
+        "pause" => engine.control(&id, ControlAction::Pause)?,
+        "resume" => engine.control(&id, ControlAction::Resume)?,
+        "cancel" => engine.control(&id, ControlAction::Cancel)?,
+        "confirm" => engine.confirm(&id)?,
+        other => {
+            return Err(ApiError::not_found(format!("no action {other:?}: use pause, resume, cancel or confirm")))
+        }
+    }
+    Ok(Json(engine.snapshot(&id)?))
+}
+
+pub async fn restart(
+    State(state): State<AppState>,
+    ApiPath((id, stage)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    state.engine.restart_stage(&id, &stage)?;
+    Ok(Json(state.engine.snapshot(&id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    text: String,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ChatBody>,
+) -> Result<Json<Value>, ApiError> {
+    if body.text.trim().is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "text: must not be empty"));
+    }
+    state.engine.chat(&id, body.from.as_deref().unwrap_or("api"), &body.text)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "pipelines": state.engine.pipelines() }))
+}
+
+pub async fn agents(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "agents": state.engine.agents() }))
+}
+
+/// Why an artifact name is refused before the file system is even asked.
+fn bad_name(raw_path: &str, name: &str) -> Option<&'static str> {
+    let lower = raw_path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return Some("encoded slashes are not allowed in artifact names");
+    }
+    if name.starts_with('/') || name.contains('\\') || name.contains('\0') {
+        return Some("artifact names are relative paths");
+    }
+    if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Some("artifact names may not contain empty, '.' or '..' components");
+    }
+    None
+}
+
+/// `GET /workflows/{id}/artifacts/{*name}`: the file, with its content type.
+pub async fn artifact(
+    State(state): State<AppState>,
+    ApiPath((id, name)): ApiPath<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if let Some(why) = bad_name(req.uri().path(), &name) {
+        return Err(ApiError::new(ErrorCode::BadRequest, why));
+    }
+    let root = state.engine.artifacts_dir(&id)?;
+    let root = root.canonicalize().map_err(|_| ApiError::not_found(format!("workflow {id:?} has no artifacts")))?;
+    let path = root
+        .join(&name)
+        .canonicalize()
+        .map_err(|_| ApiError::not_found(format!("no artifact {name:?} in workflow {id:?}")))?;
+    // canonical paths: a symlink that leads out of the folder ends up here
+    if !path.starts_with(&root) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "that path leads outside the run's artifact folder"));
+    }
+    if !path.is_file() {
+        return Err(ApiError::not_found(format!("no artifact {name:?} in workflow {id:?}")));
+    }
+    let served = tower_http::services::ServeFile::new(path)
+        .oneshot(req)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot read the artifact: {e}")))?;
+    Ok(served.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bad_name;
+
+    #[test]
+    fn names_that_try_to_leave_are_refused() {
+        assert_eq!(bad_name("/a/frame-1.png", "frame-1.png"), None);
+        assert_eq!(bad_name("/a/sub/x.txt", "sub/x.txt"), None);
+        for (raw, name) in [
+            ("/a/..%2fsecret", "../secret"),
+            ("/a/x%2F..", "x/.."),
+            ("/a/../x", "../x"),
+            ("/a//etc/passwd", "/etc/passwd"),
+            ("/a/x/./y", "x/./y"),
+            ("/a/x\\..\\y", "x\\..\\y"),
+        ] {
+            assert!(bad_name(raw, name).is_some(), "{raw} {name}");
+        }
+    }
+}

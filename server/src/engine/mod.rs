@@ -1,0 +1,530 @@
+//! The job engine: pipelines of real processes. Each submitted pipeline is a run
+//! (`workflow:{id}`), queued FIFO behind a concurrency limit, its stages run one after
+//! another by `runner`, its state changes published as events while the run's lock is
+//! held, so a snapshot and its `seq` always agree.
+
+pub mod agents;
+pub mod output;
+pub mod pipeline;
+pub mod run;
+pub mod runner;
+
+use crate::hub::{now_ms, Hub};
+use crate::metrics::{QueueFigures, QueueProbe};
+use agents::LocalAgent;
+use app::protocol::{
+    names, ControlAction, CoordinatorMetrics, CurrentTask, ErrorCode, Progress, StageState, TopicKind, WorkflowState,
+    COORDINATOR_TOPIC,
+};
+use pipeline::{Pipeline, PipelineError};
+use run::Run;
+use runner::{Control, Notice, StageContext, StageEnd};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub concurrency: usize,
+    pub cancel_grace: Duration,
+    pub runs_dir: PathBuf,
+    pub pipelines_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no workflow {0:?}")]
+    NotFound(String),
+    #[error("no pipeline named {0:?}")]
+    NoPipeline(String),
+    #[error("invalid pipeline: {0}")]
+    Invalid(#[from] PipelineError),
+    #[error("no stage {stage:?} in workflow {workflow:?}")]
+    NoStage { workflow: String, stage: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("cannot prepare the run's folder: {0}")]
+    Io(String),
+}
+
+impl EngineError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::NotFound(_) | EngineError::NoPipeline(_) | EngineError::NoStage { .. } => ErrorCode::NotFound,
+            EngineError::Invalid(_) => ErrorCode::BadRequest,
+            EngineError::Conflict(_) => ErrorCode::Conflict,
+            EngineError::Io(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+struct Entry {
+    run: Mutex<Run>,
+    controls: Mutex<Option<mpsc::UnboundedSender<Control>>>,
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, Run> {
+        self.run.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, control: Control) -> bool {
+        let controls = self.controls.lock().unwrap_or_else(|p| p.into_inner());
+        controls.as_ref().is_some_and(|tx| tx.send(control).is_ok())
+    }
+}
+
+struct Inner {
+    hub: Hub,
+    config: EngineConfig,
+    pipelines: RwLock<Vec<Pipeline>>,
+    runs: Mutex<HashMap<String, Arc<Entry>>>,
+    order: Mutex<Vec<String>>,
+    slots: Arc<Semaphore>,
+    /// Durations of completed runs per pipeline (sum, count), for the ETA.
+    durations: Mutex<HashMap<String, (f64, u32)>>,
+    agent: LocalAgent,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn new_run_id() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+fn topic_of(id: &str) -> String {
+    // ids are generated hex: always a valid topic
+    TopicKind::Workflow.topic(id).unwrap_or_else(|_| format!("workflow:{}", id.to_lowercase()))
+}
+
+impl Engine {
+    pub fn new(hub: Hub, config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken) -> Engine {
+        let (pipelines, errors) = pipeline::load_folder(&config.pipelines_dir);
+        for e in &errors {
+            tracing::warn!("pipeline not loaded: {e}");
+        }
+        tracing::info!(count = pipelines.len(), dir = %config.pipelines_dir.display(), "pipelines loaded");
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+                hub,
+                config,
+                pipelines: RwLock::new(pipelines),
+                runs: Mutex::new(HashMap::new()),
+                order: Mutex::new(Vec::new()),
+                durations: Mutex::new(HashMap::new()),
+                agent: LocalAgent::new(),
+                tracker,
+                shutdown,
+            }),
+        };
+        engine.inner.agent.publish(&engine.inner.hub);
+        engine
+    }
+
+    pub fn pipelines(&self) -> Vec<Pipeline> {
+        self.inner.pipelines.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn agents(&self) -> Vec<app::protocol::AgentStatus> {
+        vec![self.inner.agent.status()]
+    }
+
+    /// Starts a run of a named pipeline or of an inline definition.
+    pub fn submit(&self, pipeline: Value) -> Result<Value, EngineError> {
+        let pipeline = match pipeline {
+            Value::String(name) => self
+                .pipelines()
+                .into_iter()
+                .find(|p| p.name == name)
+                .ok_or(EngineError::NoPipeline(name))?,
+            other => Pipeline::from_json(other)?,
+        };
+        let id = new_run_id();
+        let run_dir = self.inner.config.runs_dir.join(&id);
+        std::fs::create_dir_all(run_dir.join("artifacts")).map_err(|e| EngineError::Io(e.to_string()))?;
+        let entry = Arc::new(Entry { run: Mutex::new(Run::new(id.clone(), pipeline, now_ms())), controls: Mutex::new(None) });
+        lock(&self.inner.runs).insert(id.clone(), entry.clone());
+        lock(&self.inner.order).push(id.clone());
+        {
+            let run = entry.lock();
+            self.publish_status(&run);
+        }
+        self.spawn_run(entry.clone(), 0);
+        Ok(self.snapshot_of(&entry))
+    }
+
+    fn entry(&self, id: &str) -> Result<Arc<Entry>, EngineError> {
+        lock(&self.inner.runs).get(id).cloned().ok_or_else(|| EngineError::NotFound(id.to_owned()))
+    }
+
+    fn snapshot_of(&self, entry: &Entry) -> Value {
+        let run = entry.lock();
+        let mut v = serde_json::to_value(&*run).unwrap_or(Value::Null);
+        if let (Value::Object(map), Ok((seq, epoch))) = (&mut v, self.inner.hub.position(&topic_of(&run.id))) {
+            map.insert("seq".into(), seq.into());
+            map.insert("epoch".into(), epoch.into());
+        }
+        v
+    }
+
+    /// The run's state with the `seq` and `epoch` of its topic at that instant.
+    pub fn snapshot(&self, id: &str) -> Result<Value, EngineError> {
+        Ok(self.snapshot_of(&self.entry(id)?))
+    }
+
+    /// Every run, newest first.
+    pub fn list(&self) -> Vec<Value> {
+        let ids: Vec<String> = lock(&self.inner.order).iter().rev().cloned().collect();
+        ids.iter().filter_map(|id| self.snapshot(id).ok()).collect()
+    }
+
+    /// Publishes the run's status on its topic and its summary on `coordinator`.
+    fn publish_status(&self, run: &Run) {
+        let hub = &self.inner.hub;
+        let _ = hub.publish(&topic_of(&run.id), names::WORKFLOW_STATUS, &run.status_event(false));
+        let _ = hub.publish(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &run.status_event(true));
+    }
+
+    fn publish_stage(&self, run: &Run, index: usize) {
+        if let Some(stage) = run.stages.get(index) {
+            let _ = self.inner.hub.publish(&topic_of(&run.id), names::STAGE_STATUS, &stage.status_event());
+        }
+    }
+
+    pub fn control(&self, id: &str, action: ControlAction) -> Result<(), EngineError> {
+        let entry = self.entry(id)?;
+        let state = entry.lock().state;
+        let (allowed, control) = match action {
+            ControlAction::Pause => (state == WorkflowState::Running, Control::Pause),
+            ControlAction::Resume => (state == WorkflowState::Paused, Control::Resume),
+            ControlAction::Cancel => (!state.is_finished(), Control::Cancel),
+        };
+        if !allowed {
+            let verb = format!("{action:?}").to_lowercase();
+            return Err(EngineError::Conflict(format!("cannot {verb} workflow {id:?}: it is {state:?}").to_lowercase()));
+        }
+        if !entry.send(control) {
+            return Err(EngineError::Conflict(format!("workflow {id:?} is not running")));
+        }
+        Ok(())
+    }
+
+    pub fn confirm(&self, id: &str) -> Result<(), EngineError> {
+        let entry = self.entry(id)?;
+        if entry.lock().state != WorkflowState::WaitingConfirmation {
+            return Err(EngineError::Conflict(format!("workflow {id:?} has no stage waiting for confirmation")));
+        }
+        entry.send(Control::Confirm);
+        Ok(())
+    }
+
+    /// Reruns a stage and those after it (the retry of a failed stage too). Only a
+    /// run that has ended can be restarted.
+    pub fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), EngineError> {
+        let entry = self.entry(id)?;
+        let index = {
+            let mut run = entry.lock();
+            let index = run
+                .stage_position(stage_id)
+                .ok_or_else(|| EngineError::NoStage { workflow: id.into(), stage: stage_id.into() })?;
+            if !run.state.is_finished() {
+                return Err(EngineError::Conflict(format!(
+                    "workflow {id:?} is {:?}: cancel it before restarting a stage",
+                    run.state
+                )));
+            }
+            for s in &mut run.stages[index..] {
+                s.reset();
+            }
+            run.state = WorkflowState::Pending;
+            run.finished_at = None;
+            run.error = None;
+            run.eta_s = None;
+            run.recompute_progress();
+            self.publish_status(&run);
+            for i in index..run.stages.len() {
+                self.publish_stage(&run, i);
+            }
+            index
+        };
+        self.spawn_run(entry, index);
+        Ok(())
+    }
+
+    /// A `chat` event on the run's topic; a stage reading chat gets it on stdin.
+    pub fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), EngineError> {
+        let entry = self.entry(id)?;
+        let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
+        let _ = self.inner.hub.publish(&topic_of(id), names::CHAT, &chat);
+        entry.send(Control::Chat(text.to_owned()));
+        Ok(())
+    }
+
+    fn spawn_run(&self, entry: Arc<Entry>, from: usize) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&entry.controls) = Some(tx);
+        let engine = self.clone();
+        self.inner.tracker.spawn(async move { engine.drive(entry, from, rx).await });
+    }
+
+    /// Waits for a slot (FIFO: tokio's semaphore is fair), then runs the stages.
+    async fn drive(&self, entry: Arc<Entry>, from: usize, mut controls: mpsc::UnboundedReceiver<Control>) {
+        let slots = self.inner.slots.clone();
+        let permit = loop {
+            tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => break p,
+                    Err(_) => return,
+                },
+                ctl = controls.recv() => if let Some(Control::Cancel) | None = ctl {
+                    self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from);
+                    return;
+                },
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+        };
+        {
+            let mut run = entry.lock();
+            run.state = WorkflowState::Running;
+            run.started_at.get_or_insert(now_ms());
+            self.publish_status(&run);
+        }
+        let mut index = from;
+        let outcome = loop {
+            let Some(stage) = entry.lock().pipeline.stages.get(index).cloned() else {
+                break (WorkflowState::Completed, None);
+            };
+            match self.run_one(&entry, index, stage, &mut controls).await {
+                Ok(()) => index += 1,
+                Err(end) => break end,
+            }
+        };
+        drop(permit);
+        self.finish(&entry, outcome.0, outcome.1, index + 1);
+    }
+
+    /// Runs stage `index`; Ok to go on, Err with how the run ends.
+    async fn run_one(
+        &self,
+        entry: &Arc<Entry>,
+        index: usize,
+        stage: pipeline::StageDef,
+        controls: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(), (WorkflowState, Option<String>)> {
+        let id = entry.lock().id.clone();
+        let started = std::time::Instant::now();
+        {
+            let mut run = entry.lock();
+            run.stage_index = Some(index);
+            run.stages[index].status = StageState::Running;
+            run.stages[index].started_at = Some(now_ms());
+            self.publish_stage(&run, index);
+            self.publish_status(&run);
+        }
+        self.inner.agent.stage_started(&self.inner.hub, &format!("{id}/{}", stage.id));
+        let run_dir = self.inner.config.runs_dir.join(&id);
+        let ctx = StageContext {
+            hub: self.inner.hub.clone(),
+            workflow_id: id.clone(),
+            topic: topic_of(&id),
+            artifacts_dir: run_dir.join("artifacts"),
+            run_dir,
+            stage: stage.clone(),
+            cancel_grace: self.inner.config.cancel_grace,
+        };
+        let on = |notice: Notice| self.on_notice(entry, index, notice);
+        let end = runner::run_stage(&ctx, controls, &on).await;
+        let failed = !matches!(end, StageEnd::Exited(0) | StageEnd::Cancelled);
+        self.inner.agent.stage_finished(&self.inner.hub, started.elapsed().as_secs_f64(), failed);
+        let mut run = entry.lock();
+        let s = &mut run.stages[index];
+        s.finished_at = Some(now_ms());
+        let result = match end {
+            StageEnd::Exited(0) => {
+                s.exit_code = Some(0);
+                s.progress = 1.0;
+                s.status = if stage.confirm { StageState::WaitingConfirmation } else { StageState::Completed };
+                Ok(())
+            }
+            StageEnd::Exited(code) => {
+                s.exit_code = Some(code);
+                s.status = StageState::Failed;
+                s.error = Some(format!("stage {:?} exited with code {code}", stage.id));
+                Err((WorkflowState::Failed, s.error.clone()))
+            }
+            StageEnd::TimedOut => {
+                s.status = StageState::Failed;
+                s.error = Some(format!("stage {:?} timed out after {} s", stage.id, stage.timeout_s.unwrap_or(0)));
+                Err((WorkflowState::Failed, s.error.clone()))
+            }
+            StageEnd::SpawnFailed(e) => {
+                s.status = StageState::Failed;
+                s.error = Some(e);
+                Err((WorkflowState::Failed, s.error.clone()))
+            }
+            StageEnd::Cancelled => {
+                s.status = StageState::Cancelled;
+                s.error = Some("cancelled".into());
+                Err((WorkflowState::Cancelled, Some("cancelled".into())))
+            }
+        };
+        run.recompute_progress();
+        self.publish_stage(&run, index);
+        if result.is_err() || !stage.confirm {
+            return result;
+        }
+        run.state = WorkflowState::WaitingConfirmation;
+        self.publish_status(&run);
+        drop(run);
+        self.wait_for_confirmation(entry, index, controls).await
+    }
+
+    async fn wait_for_confirmation(
+        &self,
+        entry: &Arc<Entry>,
+        index: usize,
+        controls: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(), (WorkflowState, Option<String>)> {
+        loop {
+            let ctl = tokio::select! {
+                ctl = controls.recv() => ctl,
+                _ = self.inner.shutdown.cancelled() => None,
+            };
+            match ctl {
+                Some(Control::Confirm) => {
+                    let mut run = entry.lock();
+                    run.stages[index].status = StageState::Completed;
+                    run.state = WorkflowState::Running;
+                    run.recompute_progress();
+                    self.publish_stage(&run, index);
+                    self.publish_status(&run);
+                    return Ok(());
+                }
+                Some(Control::Cancel) | None => return Err((WorkflowState::Cancelled, Some("cancelled".into()))),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn on_notice(&self, entry: &Entry, index: usize, notice: Notice) {
+        let mut run = entry.lock();
+        match notice {
+            Notice::Progress { fraction, message } => {
+                run.stages[index].progress = fraction;
+                run.recompute_progress();
+                let elapsed = run.started_at.map_or(0.0, |t| (now_ms() - t) as f64 / 1000.0);
+                let past = lock(&self.inner.durations).get(&run.name).map(|(sum, n)| sum / *n as f64);
+                run.eta_s = run::eta(run.progress, elapsed, past);
+                let event = Progress {
+                    progress: run.progress,
+                    stage: Some(run.stages[index].id.clone()),
+                    message,
+                    eta_s: run.eta_s,
+                };
+                let _ = self.inner.hub.publish(&topic_of(&run.id), names::PROGRESS, &event);
+            }
+            Notice::Paused(paused) => {
+                let (w, s) = if paused {
+                    (WorkflowState::Paused, StageState::Paused)
+                } else {
+                    (WorkflowState::Running, StageState::Running)
+                };
+                run.state = w;
+                run.stages[index].status = s;
+                self.publish_stage(&run, index);
+                self.publish_status(&run);
+            }
+        }
+    }
+
+    /// Ends a run: state, skipped stages, history for the ETA, controls closed.
+    fn finish(&self, entry: &Entry, state: WorkflowState, error: Option<String>, skip_from: usize) {
+        *lock(&entry.controls) = None;
+        let mut run = entry.lock();
+        run.state = state;
+        run.error = error;
+        run.finished_at = Some(now_ms());
+        run.stage_index = None;
+        for i in skip_from.min(run.stages.len())..run.stages.len() {
+            if run.stages[i].status == StageState::Pending {
+                run.stages[i].status = StageState::Skipped;
+                self.publish_stage(&run, i);
+            }
+        }
+        if state == WorkflowState::Completed {
+            run.progress = 1.0;
+            run.eta_s = Some(0.0);
+            if let Some(started) = run.started_at {
+                let secs = (now_ms() - started) as f64 / 1000.0;
+                let mut d = lock(&self.inner.durations);
+                let e = d.entry(run.name.clone()).or_insert((0.0, 0));
+                e.0 += secs;
+                e.1 += 1;
+            }
+        } else {
+            run.eta_s = None;
+        }
+        self.publish_status(&run);
+    }
+
+    /// `coordinator_metrics` every `every` until shutdown.
+    pub async fn run_coordinator(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let runs: Vec<WorkflowState> = lock(&self.inner.runs).values().map(|e| e.lock().state).collect();
+            let agent = self.inner.agent.status();
+            let stats = self.inner.hub.stats_counts();
+            let m = CoordinatorMetrics {
+                total_messages: stats.0,
+                total_workflows: runs.len() as u64,
+                registered_agents: 1,
+                healthy_agents: u64::from(agent.metrics.is_healthy),
+                active_workflows: runs.iter().filter(|s| !s.is_finished()).count() as u64,
+                connections: stats.1,
+            };
+            let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m);
+        }
+    }
+}
+
+impl QueueProbe for Engine {
+    fn figures(&self) -> QueueFigures {
+        let ids: Vec<String> = lock(&self.inner.order).clone();
+        let runs = lock(&self.inner.runs);
+        let mut f = QueueFigures::default();
+        for id in ids {
+            let Some(entry) = runs.get(&id) else { continue };
+            let run = entry.lock();
+            match run.state {
+                WorkflowState::Pending => f.pending += 1,
+                WorkflowState::Running | WorkflowState::Paused | WorkflowState::WaitingConfirmation => {
+                    f.running += 1;
+                    if f.current_task.is_none() {
+                        f.current_task = Some(CurrentTask { id: run.id.clone(), name: run.name.clone(), progress: run.progress });
+                    }
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+}

@@ -1,0 +1,201 @@
+//! Pipelines: ordered stages, each a shell command, from TOML files in the pipelines
+//! folder or posted inline as JSON. Every problem is reported with the field it is
+//! about; a bad file is reported with its path and line, and the others still load.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Longest stage timeout accepted: a week.
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub stages: Vec<StageDef>,
+}
+
+/// Where a stage's standard input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StdinMode {
+    /// Each chat message of the workflow, as one JSON line.
+    Chat,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageDef {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A shell command, run with `sh -c`.
+    pub run: String,
+    /// Wait in `waiting_confirmation` after success until someone confirms.
+    #[serde(default)]
+    pub confirm: bool,
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory, relative to the server's (default: the run's folder).
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    #[serde(default)]
+    pub stdin: Option<StdinMode>,
+}
+
+impl StageDef {
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// What is wrong with a definition: the field, and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct PipelineError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn err(field: impl Into<String>, problem: impl Into<String>) -> PipelineError {
+    PipelineError { field: field.into(), problem: problem.into() }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| matches!(c, 'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-'))
+}
+
+impl Pipeline {
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        if self.name.trim().is_empty() {
+            return Err(err("name", "must not be empty"));
+        }
+        if self.stages.is_empty() {
+            return Err(err("stages", "a pipeline needs at least one stage"));
+        }
+        let mut seen = HashSet::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            let at = |f: &str| format!("stages[{i}].{f}");
+            if !valid_id(&s.id) {
+                return Err(err(at("id"), format!("{:?} must be 1-64 letters, digits, '_' or '-'", s.id)));
+            }
+            if !seen.insert(s.id.as_str()) {
+                return Err(err(at("id"), format!("duplicate stage id {:?}", s.id)));
+            }
+            if s.run.trim().is_empty() {
+                return Err(err(at("run"), "must not be empty"));
+            }
+            match s.timeout_s {
+                Some(0) => return Err(err(at("timeout_s"), "must be at least 1 second")),
+                Some(t) if t > MAX_TIMEOUT_S => {
+                    return Err(err(at("timeout_s"), format!("{t} is over the maximum of {MAX_TIMEOUT_S} (a week)")))
+                }
+                _ => {}
+            }
+            if let Some(k) = s.env.keys().find(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
+                return Err(err(at("env"), format!("{k:?} is not a valid variable name")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses and validates a pipeline posted as JSON.
+    pub fn from_json(value: serde_json::Value) -> Result<Pipeline, PipelineError> {
+        let p: Pipeline = serde_json::from_value(value).map_err(|e| err("pipeline", e.to_string()))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Parses and validates a TOML file's text; errors carry the line.
+    pub fn from_toml(text: &str) -> Result<Pipeline, PipelineError> {
+        let p: Pipeline = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let field = match line {
+                Some(l) => format!("line {l}"),
+                None => "toml".into(),
+            };
+            err(field, e.message().to_owned())
+        })?;
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Every `*.toml` pipeline in a folder: the good ones, and an error per bad file.
+pub fn load_folder(dir: &Path) -> (Vec<Pipeline>, Vec<String>) {
+    let mut pipelines = Vec::new();
+    let mut errors = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(format!("{}: cannot read the pipelines folder: {e}", dir.display()));
+            return (pipelines, errors);
+        }
+    };
+    let mut paths: Vec<PathBuf> =
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    paths.sort();
+    for path in paths {
+        match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
+            Pipeline::from_toml(&t).map_err(|e| e.to_string())
+        }) {
+            Ok(p) if pipelines.iter().any(|q: &Pipeline| q.name == p.name) => {
+                errors.push(format!("{}: a pipeline named {:?} is already loaded", path.display(), p.name))
+            }
+            Ok(p) => pipelines.push(p),
+            Err(e) => errors.push(format!("{}: {e}", path.display())),
+        }
+    }
+    (pipelines, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stage(id: &str, run: &str) -> serde_json::Value {
+        json!({"id": id, "run": run})
+    }
+
+    #[test]
+    fn a_good_pipeline() {
+        let p = Pipeline::from_json(json!({"name":"demo","stages":[stage("a","echo a"), {"id":"b","run":"echo b","confirm":true,"timeout_s":5,"env":{"X":"1"}}]})).unwrap();
+        assert_eq!(p.stages.len(), 2);
+        assert!(p.stages[1].confirm);
+    }
+
+    #[test]
+    fn each_problem_names_its_field() {
+        let cases = [
+            (json!({"name":"d","stages":[]}), "stages"),
+            (json!({"name":" ","stages":[stage("a","x")]}), "name"),
+            (json!({"name":"d","stages":[stage("a","x"), stage("a","y")]}), "stages[1].id"),
+            (json!({"name":"d","stages":[stage("a","  ")]}), "stages[0].run"),
+            (json!({"name":"d","stages":[stage("a b","x")]}), "stages[0].id"),
+            (json!({"name":"d","stages":[{"id":"a","run":"x","timeout_s":0}]}), "stages[0].timeout_s"),
+            (json!({"name":"d","stages":[{"id":"a","run":"x","timeout_s":99999999}]}), "stages[0].timeout_s"),
+            (json!({"name":"d","stages":[{"id":"a","run":"x","env":{"A=B":"1"}}]}), "stages[0].env"),
+        ];
+        for (value, field) in cases {
+            let e = Pipeline::from_json(value.clone()).unwrap_err();
+            assert_eq!(e.field, field, "{value}: {e}");
+        }
+        let e = Pipeline::from_json(json!({"name":"d","stages":[{"id":"a","run":"x","colour":"red"}]})).unwrap_err();
+        assert!(e.problem.contains("unknown field `colour`"), "{e}");
+    }
+
+    #[test]
+    fn toml_errors_carry_the_line() {
+        let text = "name = \"d\"\n\n[[stages]]\nid = \"a\"\nrun = 5\n";
+        let e = Pipeline::from_toml(text).unwrap_err();
+        assert_eq!(e.field, "line 5", "{e}");
+        let ok = Pipeline::from_toml("name = \"d\"\n[[stages]]\nid = \"a\"\nrun = \"echo hi\"\nconfirm = true\n").unwrap();
+        assert!(ok.stages[0].confirm);
+    }
+}
