@@ -78,6 +78,18 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub outbound_queue: u64,
 
+    /// Folder of pipeline definitions (`*.toml`).
+    #[arg(long, env = "SWITCHBOARD_PIPELINES_DIR", default_value = "pipelines")]
+    pub pipelines_dir: PathBuf,
+
+    /// Workflows run at once; the others wait in the queue, first come first served.
+    #[arg(long, env = "SWITCHBOARD_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
+
+    /// Seconds a cancelled stage gets between SIGTERM and SIGKILL.
+    #[arg(long, env = "SWITCHBOARD_CANCEL_GRACE_S", default_value_t = 5)]
+    pub cancel_grace_s: u64,
+
     /// Seconds open connections get to close on shutdown before they are dropped.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_S", default_value_t = 5)]
     pub shutdown_grace_s: u64,

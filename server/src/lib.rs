@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod engine;
 pub mod hub;
 pub mod metrics;
 pub mod shutdown;
@@ -21,12 +22,15 @@ use tokio_util::task::TaskTracker;
 
 /// How often topics that hold nothing are dropped.
 const TOPIC_SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often `coordinator_metrics` is published.
+const COORDINATOR_EVERY: Duration = Duration::from_secs(5);
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: Hub,
+    pub engine: engine::Engine,
     pub tracker: TaskTracker,
     pub started: Instant,
 }
@@ -51,13 +55,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let hub = Hub::new(HubConfig::from(&config), shutdown.child_token());
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
-    let sampler = metrics::Sampler::for_this_machine(Arc::new(metrics::EmptyQueue));
+    let engine_config = engine::EngineConfig {
+        concurrency: config.concurrency as usize,
+        cancel_grace: Duration::from_secs(config.cancel_grace_s),
+        runs_dir: config.data_dir.join("runs"),
+        pipelines_dir: config.pipelines_dir.clone(),
+    };
+    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token());
+    hub.set_actions(Arc::new(engine.clone()));
+    tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
+    let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));
     let every = Duration::from_millis(config.metrics_interval_ms);
     tracker.spawn(sampler.run(hub.clone(), every, shutdown.child_token()));
 
     let state = AppState {
         leptos_options: site::leptos_options(&config, addr),
         hub,
+        engine,
         tracker: tracker.clone(),
         started: Instant::now(),
     };

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod status;
 pub mod topics;
+pub mod workflows;
 pub mod ws;
 
 use crate::AppState;
@@ -16,6 +17,14 @@ pub fn v1() -> Router<AppState> {
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))
         .route("/stats", get(status::stats))
+        .route("/workflows", post(workflows::start).get(workflows::list))
+        .route("/workflows/{id}", get(workflows::get))
+        .route("/workflows/{id}/chat", post(workflows::chat))
+        .route("/workflows/{id}/{action}", post(workflows::act))
+        .route("/workflows/{id}/stages/{stage}/restart", post(workflows::restart))
+        .route("/workflows/{id}/artifacts/{*name}", get(workflows::artifact))
+        .route("/pipelines", get(workflows::pipelines))
+        .route("/agents", get(workflows::agents))
         .fallback(error::not_found_fallback)
 }
 

@@ -112,7 +112,13 @@ fn topic_of(id: &str) -> String {
 }
 
 impl Engine {
-    pub fn new(hub: Hub, config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken) -> Engine {
+    pub fn new(hub: Hub, mut config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken) -> Engine {
+        // stages run in their own folders: give them absolute paths
+        for dir in [&mut config.runs_dir, &mut config.pipelines_dir] {
+            if let Ok(abs) = std::path::absolute(&*dir) {
+                *dir = abs;
+            }
+        }
         let (pipelines, errors) = pipeline::load_folder(&config.pipelines_dir);
         for e in &errors {
             tracing::warn!("pipeline not loaded: {e}");
@@ -184,7 +190,14 @@ impl Engine {
 
     /// The run's state with the `seq` and `epoch` of its topic at that instant.
     pub fn snapshot(&self, id: &str) -> Result<Value, EngineError> {
-        Ok(self.snapshot_of(&self.entry(id)?))
+        let entry = self.entry(id)?;
+        Ok(self.snapshot_of(&entry))
+    }
+
+    /// The run's artifact folder (the run must exist).
+    pub fn artifacts_dir(&self, id: &str) -> Result<PathBuf, EngineError> {
+        self.entry(id)?;
+        Ok(self.inner.config.runs_dir.join(id).join("artifacts"))
     }
 
     /// Every run, newest first.
@@ -344,6 +357,7 @@ impl Engine {
             topic: topic_of(&id),
             artifacts_dir: run_dir.join("artifacts"),
             run_dir,
+            pipelines_dir: self.inner.config.pipelines_dir.clone(),
             stage: stage.clone(),
             cancel_grace: self.inner.config.cancel_grace,
         };
@@ -351,6 +365,21 @@ impl Engine {
         let end = runner::run_stage(&ctx, controls, &on).await;
         let failed = !matches!(end, StageEnd::Exited(0) | StageEnd::Cancelled);
         self.inner.agent.stage_finished(&self.inner.hub, started.elapsed().as_secs_f64(), failed);
+        let result = self.record_end(entry, index, &stage, end);
+        if result.is_err() || !stage.confirm {
+            return result;
+        }
+        self.wait_for_confirmation(entry, index, controls).await
+    }
+
+    /// Records how stage `index` ended; Ok to go on (or to wait for confirmation).
+    fn record_end(
+        &self,
+        entry: &Entry,
+        index: usize,
+        stage: &pipeline::StageDef,
+        end: StageEnd,
+    ) -> Result<(), (WorkflowState, Option<String>)> {
         let mut run = entry.lock();
         let s = &mut run.stages[index];
         s.finished_at = Some(now_ms());
@@ -385,13 +414,11 @@ impl Engine {
         };
         run.recompute_progress();
         self.publish_stage(&run, index);
-        if result.is_err() || !stage.confirm {
-            return result;
+        if result.is_ok() && stage.confirm {
+            run.state = WorkflowState::WaitingConfirmation;
+            self.publish_status(&run);
         }
-        run.state = WorkflowState::WaitingConfirmation;
-        self.publish_status(&run);
-        drop(run);
-        self.wait_for_confirmation(entry, index, controls).await
+        result
     }
 
     async fn wait_for_confirmation(
@@ -503,6 +530,24 @@ impl Engine {
             };
             let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m);
         }
+    }
+}
+
+impl crate::hub::WorkflowActions for Engine {
+    fn control(&self, id: &str, action: ControlAction) -> Result<(), (ErrorCode, String)> {
+        Engine::control(self, id, action).map_err(|e| (e.code(), e.to_string()))
+    }
+
+    fn confirm(&self, id: &str) -> Result<(), (ErrorCode, String)> {
+        Engine::confirm(self, id).map_err(|e| (e.code(), e.to_string()))
+    }
+
+    fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), (ErrorCode, String)> {
+        Engine::restart_stage(self, id, stage_id).map_err(|e| (e.code(), e.to_string()))
+    }
+
+    fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), (ErrorCode, String)> {
+        Engine::chat(self, id, from, text).map_err(|e| (e.code(), e.to_string()))
     }
 }
 

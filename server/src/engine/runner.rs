@@ -58,6 +58,8 @@ pub struct StageContext {
     pub stage: StageDef,
     pub run_dir: PathBuf,
     pub artifacts_dir: PathBuf,
+    /// The pipelines folder, for stages that call scripts shipped beside them.
+    pub pipelines_dir: PathBuf,
     pub cancel_grace: Duration,
 }
 
@@ -122,7 +124,7 @@ impl StageContext {
         })
     }
 
-    fn handle_stdout(&self, batch: &mut Batch, line: &str, on: &dyn Fn(Notice)) {
+    fn handle_stdout(&self, batch: &mut Batch, line: &str, on: &(dyn Fn(Notice) + Sync)) {
         match parse_line(line) {
             OutputLine::Text => self.push_text(batch, OutputStream::Stdout, line),
             OutputLine::Progress { fraction, message } => on(Notice::Progress { fraction, message }),
@@ -168,7 +170,7 @@ async fn read_lines<R: AsyncRead + Unpin>(reader: R, stream: OutputStream, tx: m
 }
 
 /// Runs the stage to its end; `on` hears progress and pauses.
-pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceiver<Control>, on: &dyn Fn(Notice)) -> StageEnd {
+pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceiver<Control>, on: &(dyn Fn(Notice) + Sync)) -> StageEnd {
     let workdir = match &ctx.stage.workdir {
         Some(w) => ctx.run_dir.join(w),
         None => ctx.run_dir.clone(),
@@ -181,6 +183,7 @@ pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceive
         .env("SWITCHBOARD_WORKFLOW_ID", &ctx.workflow_id)
         .env("SWITCHBOARD_STAGE_ID", &ctx.stage.id)
         .env("SWITCHBOARD_ARTIFACTS", &ctx.artifacts_dir)
+        .env("SWITCHBOARD_PIPELINES", &ctx.pipelines_dir)
         .env("PYTHONUNBUFFERED", "1")
         .envs(&ctx.stage.env)
         .stdin(if chat { Stdio::piped() } else { Stdio::null() })

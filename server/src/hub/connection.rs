@@ -6,7 +6,7 @@ use super::outbox::{CloseReason, Outbound, Outbox, OutboxReceiver};
 use super::rate::ConnectionLimits;
 use super::{now_ms, ConnectionInfo, Hub, HubError};
 use app::protocol::{
-    parse_client_message, Ack, ClientEnvelope, ClientMessage, ErrorCode, ErrorMessage, Hello, Limits, MessageId,
+    parse_client_message, Ack, ClientEnvelope, ClientMessage, CommandName, ErrorCode, ErrorMessage, Hello, Limits, MessageId,
     Pong, ServerMessage, Unsubscribed,
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -216,7 +216,32 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
             let Some(workflow_id) = workflow_id.as_deref().or(workflow) else {
                 return Err(error_for(ErrorCode::BadRequest, "`workflow_id` is required".into(), env));
             };
-            return Err(error_for(ErrorCode::NotFound, format!("no workflow {workflow_id:?}"), env));
+            let Some(actions) = hub.actions() else {
+                return Err(error_for(ErrorCode::NotFound, format!("no workflow {workflow_id:?}"), env));
+            };
+            let from = conn.user_id.clone().unwrap_or_else(|| conn.client_id.clone());
+            let done = match &env.msg {
+                ClientMessage::Control { action, .. } => actions.control(workflow_id, *action),
+                ClientMessage::Confirm { .. } => actions.confirm(workflow_id),
+                ClientMessage::Command { command: CommandName::CancelRun, .. } => {
+                    actions.control(workflow_id, app::protocol::ControlAction::Cancel)
+                }
+                ClientMessage::Command { command: CommandName::RestartStage, args, .. } => {
+                    match args.as_ref().and_then(|a| a.get("stage_id")).and_then(Value::as_str) {
+                        Some(stage) => actions.restart_stage(workflow_id, stage),
+                        None => Err((ErrorCode::BadRequest, "restart_stage needs `args.stage_id`".into())),
+                    }
+                }
+                ClientMessage::Chat { text, .. } if text.trim().is_empty() => {
+                    Err((ErrorCode::BadRequest, "`text` must not be empty".into()))
+                }
+                ClientMessage::Chat { text, .. } => actions.chat(workflow_id, &from, text),
+                _ => Ok(()),
+            };
+            done.map_err(|(code, message)| error_for(code, message, env))?;
+            if let Some(id) = id {
+                reply(conn, ServerMessage::Ack(Ack { id, result: None }));
+            }
         }
         ClientMessage::Close => conn.outbox.close(CloseReason::Normal),
     }

@@ -9,7 +9,7 @@ pub mod rate;
 pub mod topic;
 
 use crate::config::Config;
-use app::protocol::{validate_topic, ErrorCode, MessageId, TimestampMs, TopicError, METRICS_TOPIC};
+use app::protocol::{validate_topic, ControlAction, ErrorCode, MessageId, TimestampMs, TopicError, METRICS_TOPIC};
 use counters::Counters;
 use outbox::{Outbox, PushError};
 use serde::Serialize;
@@ -99,6 +99,15 @@ fn check_event(event: &str) -> Result<(), HubError> {
     Ok(())
 }
 
+/// What the hub's clients may do to workflows (the job engine implements it), so the
+/// connection code needs no engine of its own. Errors are (code, message).
+pub trait WorkflowActions: Send + Sync {
+    fn control(&self, id: &str, action: ControlAction) -> Result<(), (ErrorCode, String)>;
+    fn confirm(&self, id: &str) -> Result<(), (ErrorCode, String)>;
+    fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), (ErrorCode, String)>;
+    fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), (ErrorCode, String)>;
+}
+
 /// One open WebSocket, as `GET /api/v1/stats` shows it.
 pub struct ConnectionInfo {
     pub id: u64,
@@ -156,6 +165,7 @@ struct Inner {
     next_conn_id: AtomicU64,
     counters: Counters,
     shutdown: CancellationToken,
+    actions: std::sync::OnceLock<Arc<dyn WorkflowActions>>,
 }
 
 /// A cheap, cloneable handle to the hub.
@@ -189,6 +199,7 @@ impl Hub {
                 next_conn_id: AtomicU64::new(1),
                 counters: Counters::default(),
                 shutdown,
+                actions: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -203,6 +214,28 @@ impl Hub {
 
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+
+    /// Attaches the job engine (once).
+    pub fn set_actions(&self, actions: Arc<dyn WorkflowActions>) {
+        let _ = self.inner.actions.set(actions);
+    }
+
+    pub fn actions(&self) -> Option<&Arc<dyn WorkflowActions>> {
+        self.inner.actions.get()
+    }
+
+    /// A topic's last seq and epoch now (a snapshot's position in the stream).
+    pub fn position(&self, topic: &str) -> Result<(u64, String), HubError> {
+        check_topic(topic)?;
+        let t = self.topic(topic);
+        Ok((t.last_seq(), t.epoch().to_owned()))
+    }
+
+    /// (messages in + out, open connections), for `coordinator_metrics`.
+    pub fn stats_counts(&self) -> (u64, u64) {
+        let c = &self.inner.counters;
+        (c.messages_in.get() + c.messages_out.get(), self.active_connections() as u64)
     }
 
     /// The topic of that (valid) name, created on first use with a fresh epoch.
