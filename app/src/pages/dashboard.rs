@@ -10,7 +10,11 @@ pub fn Dashboard() -> impl IntoView {
         <h1>"Dashboard"</h1>
         <section class="panel" aria-labelledby="workflows-heading">
             <h2 id="workflows-heading">"Workflows"</h2>
-            <p class="muted">"Runs started here or published by your backends appear in this list."</p>
+            <p class="muted">
+                "Start a run with " <code>"POST /api/v1/workflows"</code>
+                " (see the README); its live progress is on the metrics bar above. "
+                "The list of runs is not shown here yet."
+            </p>
         </section>
     }
 }
