@@ -4,8 +4,9 @@ import { defineConfig } from '@playwright/test';
 // restart it. Chromium is Debian's: Playwright's own browser download is not used.
 export default defineConfig({
   testDir: './tests',
-  timeout: 60_000,
-  expect: { timeout: 15_000 },
+  timeout: 120_000,
+  // generous: the debug WASM bundle is 2.6 MB and CI machines are slow and shared
+  expect: { timeout: 30_000 },
   fullyParallel: false,
   workers: 1,
   retries: 0,

@@ -8,6 +8,7 @@ pub mod hub;
 pub mod metrics;
 pub mod shutdown;
 pub mod site;
+pub mod storage;
 pub mod telemetry;
 
 use axum::extract::FromRef;
@@ -43,6 +44,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("cannot read the listener's address: {0}")]
     Addr(std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
 }
 
 /// Serves until `shutdown` is cancelled, then closes every WebSocket with 1001 and
@@ -52,7 +55,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let addr = listener.local_addr().map_err(ServerError::Addr)?;
     let tracker = TaskTracker::new();
+    let database = storage::Database::open(&config.data_dir).await?;
+    let stored = database.load().await?;
+    // stopped last, after every task that writes has ended
+    let writer_stop = CancellationToken::new();
+    let (store, writer) = database.start_writer(writer_stop.clone());
     let hub = Hub::new(HubConfig::from(&config), shutdown.child_token());
+    let sink_store = store.clone();
+    hub.set_event_sink(Arc::new(move |topic: &str, seq: u64, frame: &str| {
+        sink_store.write(storage::Write::Event { topic: topic.to_owned(), seq, frame: frame.to_owned() })
+    }));
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
     let engine_config = engine::EngineConfig {
@@ -61,7 +73,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         runs_dir: config.data_dir.join("runs"),
         pipelines_dir: config.pipelines_dir.clone(),
     };
-    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token());
+    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), Some(store));
+    engine.restore(stored);
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
     let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));
@@ -82,6 +95,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
+    }
+    writer_stop.cancel();
+    if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), writer).await.is_err() {
+        tracing::warn!("the database writer did not finish in time");
     }
     tracing::info!("stopped");
     served.map_err(ServerError::Serve)

@@ -11,6 +11,7 @@ pub mod runner;
 
 use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
+use crate::storage::{StageRow, Store, StoredRun, WorkflowRow, Write};
 use agents::LocalAgent;
 use app::protocol::{
     names, ControlAction, CoordinatorMetrics, CurrentTask, ErrorCode, Progress, StageState, TopicKind, WorkflowState,
@@ -91,6 +92,7 @@ struct Inner {
     agent: LocalAgent,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    store: Option<Store>,
 }
 
 #[derive(Clone)]
@@ -112,7 +114,13 @@ fn topic_of(id: &str) -> String {
 }
 
 impl Engine {
-    pub fn new(hub: Hub, mut config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken) -> Engine {
+    pub fn new(
+        hub: Hub,
+        mut config: EngineConfig,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        store: Option<Store>,
+    ) -> Engine {
         // stages run in their own folders: give them absolute paths
         for dir in [&mut config.runs_dir, &mut config.pipelines_dir] {
             if let Ok(abs) = std::path::absolute(&*dir) {
@@ -136,6 +144,7 @@ impl Engine {
                 agent: LocalAgent::new(),
                 tracker,
                 shutdown,
+                store,
             }),
         };
         engine.inner.agent.publish(&engine.inner.hub);
@@ -206,14 +215,109 @@ impl Engine {
         ids.iter().filter_map(|id| self.snapshot(id).ok()).collect()
     }
 
+    fn persist_run(&self, run: &Run) {
+        let Some(store) = &self.inner.store else { return };
+        let epoch = self.inner.hub.position(&topic_of(&run.id)).map(|(_, e)| e).unwrap_or_default();
+        store.write(Write::Workflow(WorkflowRow {
+            id: run.id.clone(),
+            name: run.name.clone(),
+            pipeline: serde_json::to_string(&run.pipeline).unwrap_or_default(),
+            state: name_of(&run.state),
+            error: run.error.clone(),
+            epoch,
+            created_at: run.created_at,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+        }));
+    }
+
+    fn persist_stage(&self, run: &Run, index: usize) {
+        let (Some(store), Some(s)) = (&self.inner.store, run.stages.get(index)) else { return };
+        store.write(Write::Stage(StageRow {
+            workflow_id: run.id.clone(),
+            idx: index as i64,
+            id: s.id.clone(),
+            status: name_of(&s.status),
+            progress: s.progress,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            exit_code: s.exit_code.map(i64::from),
+            error: s.error.clone(),
+        }));
+    }
+
+    /// Brings back the runs an earlier process stored. A stage that was running (or
+    /// paused) when that process died is failed with `server restarted` and can be
+    /// restarted; queued runs are queued again; a run at a confirmation gate waits.
+    pub fn restore(&self, stored: Vec<StoredRun>) {
+        let (mut failed, mut requeued, mut waiting) = (0, 0, 0);
+        for s in stored {
+            let Some(mut run) = revive(&s) else {
+                tracing::warn!(id = %s.workflow.id, "a stored run could not be read; skipped");
+                continue;
+            };
+            let topic = topic_of(&run.id);
+            if let Err(e) = self.inner.hub.restore_topic(&topic, s.workflow.epoch.clone(), s.events) {
+                tracing::warn!(error = %e, "cannot restore a run's topic");
+            }
+            let entry_state = run.state;
+            let mut resume = None;
+            match entry_state {
+                WorkflowState::Running | WorkflowState::Paused => {
+                    for st in run.stages.iter_mut() {
+                        if matches!(st.status, StageState::Running | StageState::Paused) {
+                            st.status = StageState::Failed;
+                            st.error = Some("server restarted".into());
+                            st.finished_at = Some(now_ms());
+                        }
+                    }
+                    failed += 1;
+                }
+                WorkflowState::Pending => {
+                    resume = Some((run.stages.iter().position(|st| st.status != StageState::Completed).unwrap_or(0), false));
+                    requeued += 1;
+                }
+                WorkflowState::WaitingConfirmation => {
+                    let at = run.stages.iter().position(|st| st.status == StageState::WaitingConfirmation).unwrap_or(0);
+                    resume = Some((at, true));
+                    waiting += 1;
+                }
+                _ => {}
+            }
+            let id = run.id.clone();
+            let entry = Arc::new(Entry { run: Mutex::new(run), controls: Mutex::new(None) });
+            lock(&self.inner.runs).insert(id.clone(), entry.clone());
+            lock(&self.inner.order).push(id);
+            if matches!(entry_state, WorkflowState::Running | WorkflowState::Paused) {
+                let run = entry.lock();
+                for i in 0..run.stages.len() {
+                    if run.stages[i].status == StageState::Failed {
+                        self.publish_stage(&run, i);
+                    }
+                }
+                let from = run.stages.iter().position(|st| st.status == StageState::Failed).map_or(0, |i| i + 1);
+                drop(run);
+                self.finish(&entry, WorkflowState::Failed, Some("server restarted".into()), from);
+            }
+            if let Some((from, confirm_first)) = resume {
+                self.spawn_run_from(entry, from, confirm_first);
+            }
+        }
+        if failed + requeued + waiting > 0 {
+            tracing::info!(failed, requeued, waiting, "runs restored from the database");
+        }
+    }
+
     /// Publishes the run's status on its topic and its summary on `coordinator`.
     fn publish_status(&self, run: &Run) {
+        self.persist_run(run);
         let hub = &self.inner.hub;
         let _ = hub.publish(&topic_of(&run.id), names::WORKFLOW_STATUS, &run.status_event(false));
         let _ = hub.publish(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &run.status_event(true));
     }
 
     fn publish_stage(&self, run: &Run, index: usize) {
+        self.persist_stage(run, index);
         if let Some(stage) = run.stages.get(index) {
             let _ = self.inner.hub.publish(&topic_of(&run.id), names::STAGE_STATUS, &stage.status_event());
         }
@@ -289,14 +393,25 @@ impl Engine {
     }
 
     fn spawn_run(&self, entry: Arc<Entry>, from: usize) {
+        self.spawn_run_from(entry, from, false);
+    }
+
+    fn spawn_run_from(&self, entry: Arc<Entry>, from: usize, confirm_first: bool) {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&entry.controls) = Some(tx);
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.drive(entry, from, rx).await });
+        self.inner.tracker.spawn(async move { engine.drive(entry, from, confirm_first, rx).await });
     }
 
-    /// Waits for a slot (FIFO: tokio's semaphore is fair), then runs the stages.
-    async fn drive(&self, entry: Arc<Entry>, from: usize, mut controls: mpsc::UnboundedReceiver<Control>) {
+    /// Waits for a slot (FIFO: tokio's semaphore is fair), then runs the stages from
+    /// `from` (first waiting for the confirmation of stage `from` when asked).
+    async fn drive(
+        &self,
+        entry: Arc<Entry>,
+        from: usize,
+        confirm_first: bool,
+        mut controls: mpsc::UnboundedReceiver<Control>,
+    ) {
         let slots = self.inner.slots.clone();
         let permit = loop {
             tokio::select! {
@@ -311,13 +426,20 @@ impl Engine {
                 _ = self.inner.shutdown.cancelled() => return,
             }
         };
-        {
+        let mut index = from;
+        if confirm_first {
+            if let Err((state, error)) = self.wait_for_confirmation(&entry, from, &mut controls).await {
+                drop(permit);
+                self.finish(&entry, state, error, from + 1);
+                return;
+            }
+            index += 1;
+        } else {
             let mut run = entry.lock();
             run.state = WorkflowState::Running;
             run.started_at.get_or_insert(now_ms());
             self.publish_status(&run);
         }
-        let mut index = from;
         let outcome = loop {
             let Some(stage) = entry.lock().pipeline.stages.get(index).cloned() else {
                 break (WorkflowState::Completed, None);
@@ -531,6 +653,37 @@ impl Engine {
             let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m);
         }
     }
+}
+
+/// The protocol's name of a state (`"waiting_confirmation"`).
+fn name_of<T: serde::Serialize>(state: &T) -> String {
+    serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn parse_state<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
+/// A stored run as a `Run`, or None when a row no longer reads.
+fn revive(s: &StoredRun) -> Option<Run> {
+    let w = &s.workflow;
+    let pipeline: Pipeline = serde_json::from_str(&w.pipeline).ok()?;
+    let mut run = Run::new(w.id.clone(), pipeline, w.created_at);
+    run.state = parse_state(&w.state)?;
+    run.error = w.error.clone();
+    run.started_at = w.started_at;
+    run.finished_at = w.finished_at;
+    for row in &s.stages {
+        let Some(st) = run.stages.get_mut(row.idx as usize) else { continue };
+        st.status = parse_state(&row.status)?;
+        st.progress = row.progress;
+        st.started_at = row.started_at;
+        st.finished_at = row.finished_at;
+        st.exit_code = row.exit_code.map(|c| c as i32);
+        st.error = row.error.clone();
+    }
+    run.recompute_progress();
+    Some(run)
 }
 
 impl crate::hub::WorkflowActions for Engine {

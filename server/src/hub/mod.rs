@@ -19,7 +19,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use topic::{Retention, StoredEvent, SubscribeOutcome, Topic};
+use topic::{EventSink, Retention, StoredEvent, SubscribeOutcome, Topic};
+
+/// Topics whose events are durable: stored, kept for the life of the run, restored.
+pub const DURABLE_PREFIX: &str = "workflow:";
+
+/// The whole run's events stay resumable: no count or age limit.
+const DURABLE_RETENTION: Retention = Retention { max_events: usize::MAX, max_age: Duration::from_secs(100 * 365 * 24 * 3600) };
 
 /// The hub's limits, from `Config`.
 #[derive(Debug, Clone)]
@@ -166,6 +172,7 @@ struct Inner {
     counters: Counters,
     shutdown: CancellationToken,
     actions: std::sync::OnceLock<Arc<dyn WorkflowActions>>,
+    sink: std::sync::OnceLock<EventSink>,
 }
 
 /// A cheap, cloneable handle to the hub.
@@ -200,6 +207,7 @@ impl Hub {
                 counters: Counters::default(),
                 shutdown,
                 actions: std::sync::OnceLock::new(),
+                sink: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -246,12 +254,35 @@ impl Hub {
         let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
         topics
             .entry(Arc::from(name))
-            .or_insert_with(|| {
-                let retention =
-                    if name == METRICS_TOPIC { self.inner.config.metrics_retention } else { self.inner.config.retention };
-                Arc::new(Topic::new(name, new_epoch(), retention))
+            .or_insert_with(|| match self.inner.sink.get() {
+                Some(sink) if name.starts_with(DURABLE_PREFIX) => {
+                    Arc::new(Topic::durable(name, new_epoch(), DURABLE_RETENTION, sink.clone(), Vec::new()))
+                }
+                _ => {
+                    let retention = if name == METRICS_TOPIC {
+                        self.inner.config.metrics_retention
+                    } else {
+                        self.inner.config.retention
+                    };
+                    Arc::new(Topic::new(name, new_epoch(), retention))
+                }
             })
             .clone()
+    }
+
+    /// Where the events of durable topics go (the database writer), set once.
+    pub fn set_event_sink(&self, sink: EventSink) {
+        let _ = self.inner.sink.set(sink);
+    }
+
+    /// Brings back a durable topic as an earlier process left it: same epoch, its
+    /// events, seq continuing after the last.
+    pub fn restore_topic(&self, name: &str, epoch: String, events: Vec<(u64, String)>) -> Result<(), HubError> {
+        check_topic(name)?;
+        let Some(sink) = self.inner.sink.get() else { return Ok(()) };
+        let topic = Arc::new(Topic::durable(name, epoch, DURABLE_RETENTION, sink.clone(), events));
+        self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(Arc::from(name), topic);
+        Ok(())
     }
 
     /// Publishes an event whose data is already JSON; returns its seq.

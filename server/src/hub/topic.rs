@@ -37,10 +37,14 @@ struct State {
     subscribers: Vec<Subscriber>,
 }
 
+/// Receives every event of a durable topic, in seq order, while its lock is held.
+pub type EventSink = Arc<dyn Fn(&str, u64, &str) + Send + Sync>;
+
 pub struct Topic {
     name: Arc<str>,
     epoch: Arc<str>,
     retention: Retention,
+    sink: Option<EventSink>,
     /// A std mutex: held for microseconds, never across an await, and uncontended
     /// except by publishers of the same topic, which must serialise anyway.
     state: Mutex<State>,
@@ -69,7 +73,26 @@ impl Topic {
             name: name.into(),
             epoch: epoch.into(),
             retention,
+            sink: None,
             state: Mutex::new(State { last_seq: 0, history: VecDeque::new(), subscribers: Vec::new() }),
+        }
+    }
+
+    /// A durable topic: every event goes to `sink`, and `events` (seq, frame) are what
+    /// an earlier process stored, so seq continues and the epoch stays.
+    pub fn durable(name: &str, epoch: String, retention: Retention, sink: EventSink, events: Vec<(u64, String)>) -> Topic {
+        let now = Instant::now();
+        let last_seq = events.last().map_or(0, |(seq, _)| *seq);
+        let history = events
+            .into_iter()
+            .map(|(seq, frame)| Arc::new(StoredEvent { seq, at: now, frame: Utf8Bytes::from(frame) }))
+            .collect();
+        Topic {
+            name: name.into(),
+            epoch: epoch.into(),
+            retention,
+            sink: Some(sink),
+            state: Mutex::new(State { last_seq, history, subscribers: Vec::new() }),
         }
     }
 
@@ -99,6 +122,9 @@ impl Topic {
         text.push_str(itoa::Buffer::new().format(seq));
         text.push_str(&suffix);
         let frame = Utf8Bytes::from(text);
+        if let Some(sink) = &self.sink {
+            sink(&self.name, seq, frame.as_str());
+        }
         state.history.push_back(Arc::new(StoredEvent { seq, at: now, frame: frame.clone() }));
         prune(&mut state.history, self.retention, now);
         let mut overflowed = 0;

@@ -1,0 +1,119 @@
+//! Nothing a user started is lost on restart: the real binary is killed with SIGKILL
+//! mid-run and started again on the same data folder. The running stage is failed with
+//! `server restarted` and can be restarted, a queued run runs, a finished run is as it
+//! was, and every run's events replay from seq 1 with the seq continuing, same epoch.
+
+mod common;
+
+use common::http;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Binary {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path) -> Binary {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--port", "0", "--log", "info", "--concurrency", "1"])
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn switchboard");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
+    Binary { child, addr }
+}
+
+async fn api(b: &Binary, method: &str, path: &str, body: Option<Value>) -> Value {
+    let url = format!("http://{}{}", b.addr, path);
+    let req = match method {
+        "POST" => http().post(url).json(&body.unwrap_or(json!({}))),
+        _ => http().get(url),
+    };
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+async fn wait_for(b: &Binary, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        let s = api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await;
+        if check(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("workflow {id} never got there: {}", api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await);
+}
+
+#[tokio::test]
+async fn sigkill_mid_run_loses_nothing() {
+    let data = common::tempdir::TempDir::new();
+    let b = start(data.path());
+    let done = api(&b, "POST", "/api/v1/workflows", Some(json!({"pipeline":{"name":"quick","stages":[{"id":"a","run":"echo finished-before"}]}}))).await;
+    let done_id = done["id"].as_str().unwrap().to_owned();
+    wait_for(&b, &done_id, |s| s["state"] == "completed").await;
+    let long = api(&b, "POST", "/api/v1/workflows", Some(json!({"pipeline":{"name":"long","stages":[
+        {"id":"count","run":"if [ -f ok ]; then echo recovered; exit 0; fi; touch ok; i=0; while true; do i=$((i+1)); echo line $i; sleep 0.05; done"},
+        {"id":"after","run":"echo after"}
+    ]}}))).await;
+    let long_id = long["id"].as_str().unwrap().to_owned();
+    let queued = api(&b, "POST", "/api/v1/workflows", Some(json!({"pipeline":{"name":"queued","stages":[{"id":"q","run":"echo queued-ran"}]}}))).await;
+    let queued_id = queued["id"].as_str().unwrap().to_owned();
+    wait_for(&b, &long_id, |s| s["seq"].as_u64().unwrap_or(0) >= 8).await;
+    assert_eq!(api(&b, "GET", &format!("/api/v1/workflows/{queued_id}"), None).await["state"], "pending");
+    let before: Value = api(&b, "GET", &format!("/api/v1/topics/workflow:{long_id}/history?limit=1000"), None).await;
+    // let the writer catch up with what the clients saw, then die without warning
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_seq = before["seq"].as_u64().unwrap();
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+
+    let b = start(data.path());
+    let snap = wait_for(&b, &long_id, |s| s["state"] == "failed").await;
+    assert_eq!(snap["stages"][0]["status"], "failed");
+    assert_eq!(snap["stages"][0]["error"], "server restarted");
+    assert_eq!(snap["stages"][1]["status"], "skipped");
+    assert_eq!(snap["epoch"], before["epoch"], "the same epoch: old seqs still mean the same");
+
+    let after: Value = api(&b, "GET", &format!("/api/v1/topics/workflow:{long_id}/history?limit=1000"), None).await;
+    let events = after["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gapless from 1");
+    assert!(after["seq"].as_u64().unwrap() > before_seq, "seq continues after the restart");
+    for e in before["events"].as_array().unwrap() {
+        assert_eq!(&events[e["seq"].as_u64().unwrap() as usize - 1], e, "every event seen before the kill is kept as it was");
+    }
+
+    // the queued run ran; the finished one is as it was
+    wait_for(&b, &queued_id, |s| s["state"] == "completed").await;
+    let done = api(&b, "GET", &format!("/api/v1/workflows/{done_id}"), None).await;
+    assert_eq!(done["state"], "completed");
+    let old: Value = api(&b, "GET", &format!("/api/v1/topics/workflow:{done_id}/history"), None).await;
+    assert!(old["events"].to_string().contains("finished-before"));
+
+    // and the failed stage can be restarted
+    let r = api(&b, "POST", &format!("/api/v1/workflows/{long_id}/stages/count/restart"), None).await;
+    assert_eq!(r["id"], long_id.as_str());
+    wait_for(&b, &long_id, |s| s["state"] == "completed").await;
+}
