@@ -5,51 +5,19 @@
 
 mod common;
 
-use common::Client;
+use common::{Binary, Client};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-struct Binary {
-    child: Child,
-    addr: String,
-    _data: common::tempdir::TempDir,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use std::process::Command;
 
 /// Starts the binary on port 0 and reads the address it logs.
-fn start_binary() -> Binary {
+fn start_binary() -> (Binary, common::tempdir::TempDir) {
     let data = common::tempdir::TempDir::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--port", "0", "--log", "info"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn switchboard");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
-    Binary { child, addr, _data: data }
+    (common::start_binary(data.path(), &[]), data)
 }
 
 #[tokio::test]
 async fn hello_ping_bad_message_close_and_sigterm() {
-    let mut server = start_binary();
+    let (mut server, _data) = start_binary();
     let health: serde_json::Value =
         common::http().get(format!("http://{}/healthz", server.addr)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
@@ -91,6 +59,7 @@ async fn hello_ping_bad_message_close_and_sigterm() {
         .unwrap();
     assert_eq!(open.expect_close().await, 1001);
     let status = tokio::task::spawn_blocking(move || server.child.wait()).await.unwrap().unwrap();
+    // (dropping `server` now only reaps an already exited process)
     assert!(status.success(), "exits cleanly after SIGTERM: {status}");
 }
 

@@ -5,44 +5,12 @@
 
 mod common;
 
-use common::http;
+use common::{http, Binary};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Binary {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data: &std::path::Path) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--port", "0", "--log", "info", "--concurrency", "1"])
-        .arg("--data-dir")
-        .arg(data)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn switchboard");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
-    Binary { child, addr }
+    common::start_binary(data, &["--concurrency", "1"])
 }
 
 async fn api(b: &Binary, method: &str, path: &str, body: Option<Value>) -> Value {

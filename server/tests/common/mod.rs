@@ -191,3 +191,41 @@ impl Client {
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(TIMEOUT).build().expect("http client")
 }
+
+/// The real `switchboard` binary, started on port 0 with `args`; killed on drop.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on a free port with its data in `data`, and reads the address it logs.
+pub fn start_binary(data: &std::path::Path, args: &[&str]) -> Binary {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--port", "0", "--log", "info"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn switchboard");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
+    Binary { child, addr }
+}
