@@ -21,11 +21,13 @@ step "Rust unit and integration tests"
 # some with option_env!), so cargo test reuses its build. (It still relinks the server
 # binary with its dev-dependencies' features; with these variables that binary asks
 # for the same bundle names, which the end-to-end tests below then check.)
-export RUSTFLAGS="--cfg erase_components"
-export LEPTOS_OUTPUT_NAME=switchboard LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+# Only for this command: a server started later with LEPTOS_* in its environment would
+# take cargo-leptos's site settings (a relative site root) instead of its own.
+env RUSTFLAGS="--cfg erase_components" \
+  LEPTOS_OUTPUT_NAME=switchboard LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
   LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
-  LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false
-cargo test --workspace --exclude frontend
+  LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false \
+  cargo test --workspace --exclude frontend
 
 step "end-to-end tests (Playwright, Chromium)"
 (cd end2end && npx playwright test)
