@@ -87,6 +87,12 @@ struct Inner {
     runs: Mutex<HashMap<String, Arc<Entry>>>,
     order: Mutex<Vec<String>>,
     slots: Arc<Semaphore>,
+    /// Tickets of runs waiting for a slot, in submission order: only the front one
+    /// waits on `slots`, so runs start first come, first served whatever order their
+    /// tasks are first polled in.
+    line: Mutex<std::collections::VecDeque<u64>>,
+    next_ticket: std::sync::atomic::AtomicU64,
+    turn: tokio::sync::Notify,
     /// Durations of completed runs per pipeline (sum, count), for the ETA.
     durations: Mutex<HashMap<String, (f64, u32)>>,
     agent: LocalAgent,
@@ -135,6 +141,9 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+                line: Mutex::new(std::collections::VecDeque::new()),
+                next_ticket: std::sync::atomic::AtomicU64::new(0),
+                turn: tokio::sync::Notify::new(),
                 hub,
                 config,
                 pipelines: RwLock::new(pipelines),
@@ -399,32 +408,59 @@ impl Engine {
     fn spawn_run_from(&self, entry: Arc<Entry>, from: usize, confirm_first: bool) {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&entry.controls) = Some(tx);
+        let ticket = self.inner.next_ticket.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.inner.line).push_back(ticket);
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.drive(entry, from, confirm_first, rx).await });
+        self.inner.tracker.spawn(async move { engine.drive(entry, ticket, from, confirm_first, rx).await });
     }
 
-    /// Waits for a slot (FIFO: tokio's semaphore is fair), then runs the stages from
+    fn leave_line(&self, ticket: u64) {
+        lock(&self.inner.line).retain(|t| *t != ticket);
+        self.inner.turn.notify_waiters();
+    }
+
+    /// Waits for this run's turn and a slot; None when it was cancelled (or the server
+    /// stops) first.
+    async fn wait_turn(
+        &self,
+        ticket: u64,
+        controls: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        loop {
+            // created before the check, so a notify_waiters in between is not missed
+            let turn = self.inner.turn.notified();
+            let front = lock(&self.inner.line).front() == Some(&ticket);
+            let slots = self.inner.slots.clone();
+            tokio::select! {
+                permit = slots.acquire_owned(), if front => {
+                    self.leave_line(ticket);
+                    return permit.ok();
+                }
+                _ = turn, if !front => {}
+                ctl = controls.recv() => if let Some(Control::Cancel) | None = ctl {
+                    self.leave_line(ticket);
+                    return None;
+                },
+                _ = self.inner.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Waits for its turn in line and a slot (`wait_turn`), then runs the stages from
     /// `from` (first waiting for the confirmation of stage `from` when asked).
     async fn drive(
         &self,
         entry: Arc<Entry>,
+        ticket: u64,
         from: usize,
         confirm_first: bool,
         mut controls: mpsc::UnboundedReceiver<Control>,
     ) {
-        let slots = self.inner.slots.clone();
-        let permit = loop {
-            tokio::select! {
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(p) => break p,
-                    Err(_) => return,
-                },
-                ctl = controls.recv() => if let Some(Control::Cancel) | None = ctl {
-                    self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from);
-                    return;
-                },
-                _ = self.inner.shutdown.cancelled() => return,
+        let Some(permit) = self.wait_turn(ticket, &mut controls).await else {
+            if !self.inner.shutdown.is_cancelled() {
+                self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from);
             }
+            return;
         };
         let mut index = from;
         if confirm_first {
