@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod components;
+pub mod live;
+pub mod model;
 pub mod pages;
 pub mod protocol;
 
@@ -38,12 +40,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     client::provide_connection();
+    components::toasts::provide_toasts();
+    live::provide_live();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/switchboard.css"/>
         <Title text="Switchboard"/>
         <Router>
             <components::header::Header/>
+            <components::toasts::ToastRegion/>
             <main id="main">
                 <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
                     <Route path=path!("/") view=pages::dashboard::Dashboard/>

@@ -3,6 +3,7 @@
 //! itself and runs every scenario against both, alternating, printing a table of
 //! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
 
+mod engine;
 mod frames;
 mod procstat;
 mod scenario;
@@ -76,6 +77,18 @@ enum Command {
     },
     /// Every scenario against the hub and the baseline, started here, same run.
     Suite(suite::SuiteArgs),
+    /// The job engine's benchmarks, on a server started here.
+    Engine(suite::EngineArgs),
+    /// Prints `line N t=MICROS` lines at a steady rate (the stage `engine` runs).
+    Emit {
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Bytes of padding per line.
+        #[arg(long, default_value_t = 40)]
+        pad: usize,
+    },
 }
 
 fn target(addr: String, pid: Option<u32>, baseline: bool) -> Target {
@@ -102,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
             suite::print_reports(&[report]);
         }
         Command::Suite(args) => suite::run(args).await?,
+        Command::Engine(args) => suite::run_engine(args).await?,
+        Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ impl Target {
         format!("ws://{}/ws", self.addr)
     }
 
-    fn proc(&self) -> ProcSample {
+    pub fn proc(&self) -> ProcSample {
         self.pid.and_then(|p| procstat::sample(p).ok()).unwrap_or_default()
     }
 }

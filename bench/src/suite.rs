@@ -55,7 +55,7 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn start(name: &str, bin: &PathBuf, full: bool) -> anyhow::Result<Server> {
+async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow::Result<Server> {
     let port = free_port()?;
     let data = std::env::temp_dir().join(format!("switchboard-bench-{port}"));
     let mut cmd = Command::new(bin);
@@ -63,6 +63,7 @@ async fn start(name: &str, bin: &PathBuf, full: bool) -> anyhow::Result<Server> 
         // a producer streaming over one WebSocket gets a producer's budget (the default,
         // 10,000 publish/s per connection, is below what max throughput needs)
         cmd.args(["--port", &port.to_string(), "--log", "warn", "--publish-rate-per-s", "10000000"])
+            .args(extra)
             .arg("--data-dir")
             .arg(&data);
     } else {
@@ -91,7 +92,7 @@ where
     for _ in 0..args.repeat.max(1) {
         for (full, runs) in [(true, &mut hub_runs), (false, &mut base_runs)] {
             let (label, bin) = if full { ("switchboard", &args.switchboard) } else { ("baseline", &args.baseline) };
-            let server = start(label, bin, full).await?;
+            let server = start(label, bin, full, &[]).await?;
             let mut report = run(server.target.clone()).await?;
             report.scenario = name.into();
             runs.push(report);
@@ -131,7 +132,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
 
     stalled_reader(&args, duration).await?;
 
-    let server = start("switchboard", &args.switchboard, true).await?;
+    let server = start("switchboard", &args.switchboard, true, &[]).await?;
     let resume = scenario::resume(&server.target, 1_000, 5).await?;
     println!("\nresume after 1,000 missed events (switchboard only): median {:.1} ms, max {:.1} ms over 5 rounds", resume.p50_ms, resume.max_ms);
     Ok(())
@@ -142,7 +143,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
 async fn stalled_reader(args: &SuiteArgs, duration: Duration) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for stalled in [0, 1] {
-        let server = start("switchboard", &args.switchboard, true).await?;
+        let server = start("switchboard", &args.switchboard, true, &[]).await?;
         let spec = FanoutSpec {
             subscribers: 1_000,
             topics: 1,
@@ -222,4 +223,78 @@ pub fn print_reports(reports: &[Report]) {
             r.peak_rss_kib, r.extra
         );
     }
+}
+
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    /// The server's binary.
+    #[arg(long, default_value = "target/release/switchboard")]
+    switchboard: PathBuf,
+    /// Lines per second the stage prints.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Seconds it prints for.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Workflows submitted at once.
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+    /// The server's concurrency limit for them.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u64,
+    /// Repetitions of the line benchmark (the table shows the median by p99).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+/// The job engine's benchmarks (issue 4), each on a fresh server started here.
+pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
+    use crate::engine;
+    let emitter = std::env::current_exe()?.display().to_string();
+    let (rate, secs) = (args.rate, args.duration);
+    let mut through = Vec::new();
+    let mut direct = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        let server = start("switchboard", &args.switchboard, true, &["--log", "warn"]).await?;
+        through.push(engine::lines(&server.target, &emitter, rate, secs).await?);
+        drop(server);
+        direct.push(engine::lines_direct(&emitter, rate, secs).await?);
+    }
+    let median = |mut v: Vec<engine::LinesReport>| {
+        v.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+        v.swap_remove(v.len() / 2)
+    };
+    let (t, d) = (median(through), median(direct));
+    println!("## {rate} lines/s for {secs} s from one stage (median of {} by p99)\n", args.repeat.max(1));
+    println!("| path | received/expected | duplicates | p50 ms | p99 ms | max ms | server CPU % of a core | events |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, r) in [("through switchboard", &t), ("the pipe, read directly (baseline)", &d)] {
+        println!(
+            "| {name} | {}/{} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {} |",
+            r.received, r.expected, r.duplicates, r.p50_ms, r.p99_ms, r.max_ms, r.server_cpu_percent, r.events
+        );
+    }
+    println!("\nadded by switchboard: p50 +{:.2} ms, p99 +{:.2} ms (runs took {:.1} s and {:.1} s)", t.p50_ms - d.p50_ms, t.p99_ms - d.p99_ms, t.elapsed_s, d.elapsed_s);
+
+    let concurrency = args.concurrency.to_string();
+    let extra = ["--log", "warn", "--concurrency", concurrency.as_str(), "--metrics-interval-ms", "100"];
+    let server = start("switchboard", &args.switchboard, true, &extra).await?;
+    let q = engine::queue(&server.target, args.runs, args.concurrency).await?;
+    println!("\n## {} workflows submitted at once, concurrency {}\n", q.submitted, args.concurrency);
+    println!("- completed: {}/{} in {:.1} s", q.completed, q.submitted, q.elapsed_s);
+    println!(
+        "- metrics samples true to the queue (within {} ms): {}/{}; most running in a sample: {}",
+        q.window_ms, q.samples_consistent, q.samples, q.max_running
+    );
+    println!("- run logs whole (seq 1..N once each, every line once): {}/{}", q.logs_intact, q.submitted);
+    for p in q.log_problems.iter().take(10) {
+        println!("  - problem: {p}");
+    }
+    let (count, p50, p99, mean) = engine::stage_start_from_metrics(&server.target).await?;
+    drop(server);
+    let (bare50, bare99) = engine::bare_spawn(count as usize).await?;
+    println!("\n## the engine's cost to start a stage (dequeue to spawn), {count} stages\n");
+    println!("- switchboard_stage_start_seconds: p50 <= {p50:.2} ms, p99 <= {p99:.2} ms (bucket bounds), mean {mean:.2} ms");
+    println!("- baseline, a bare `sh -c true` spawn here: p50 {bare50:.2} ms, p99 {bare99:.2} ms");
+    Ok(())
 }

@@ -56,6 +56,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let addr = listener.local_addr().map_err(ServerError::Addr)?;
     let tracker = TaskTracker::new();
     let database = storage::Database::open(&config.data_dir).await?;
+    let clean = database.begin_session().await?;
     let stored = database.load().await?;
     // stopped last, after every task that writes has ended
     let writer_stop = CancellationToken::new();
@@ -74,7 +75,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         pipelines_dir: config.pipelines_dir.clone(),
     };
     let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), Some(store));
-    engine.restore(stored);
+    engine.restore(stored, clean);
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
     let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));

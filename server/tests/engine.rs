@@ -415,3 +415,32 @@ async fn the_shipped_demos_run_on_a_fresh_machine() {
     assert_eq!((export[0]["name"].clone(), export[0]["kind"].clone()), (json!("model.bin"), json!("export")));
     server.stop().await;
 }
+
+/// The dashboard reads these bodies with the shared types of `app::protocol`: any
+/// drift between what the server sends and what the page expects fails here.
+#[tokio::test]
+async fn http_bodies_are_the_shared_types_and_runs_notify() {
+    use app::protocol::{AgentList, HistoryPage, PipelineList, WorkflowList, WorkflowSnapshot};
+    let server = engine_server().await;
+    let run = start_run(&server, json!({"name":"typed","stages":[{"id":"a","run":"echo ::progress 0.5; echo hi"},{"id":"b","confirm":true,"run":"true"}]})).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let snap: WorkflowSnapshot = serde_json::from_value(run).unwrap();
+    assert_eq!((snap.stages.len(), snap.stages[1].confirm), (2, true));
+    wait_state(&server, &id, "waiting_confirmation").await;
+    let get = |path: &str| http().get(server.http_url(path)).send();
+    let list: WorkflowList = get("/api/v1/workflows").await.unwrap().json().await.unwrap();
+    assert_eq!(list.workflows[0].id, id);
+    assert!(list.seq > 0, "the list carries the coordinator's seq");
+    let _: PipelineList = get("/api/v1/pipelines").await.unwrap().json().await.unwrap();
+    let agents: AgentList = get("/api/v1/agents").await.unwrap().json().await.unwrap();
+    assert_eq!(agents.coordinator.total_workflows, 1);
+    let history: HistoryPage = get(&format!("/api/v1/topics/workflow:{id}/history")).await.unwrap().json().await.unwrap();
+    let waiting = history.events.iter().find(|e| e.event == "notification").expect("a notification at the gate");
+    assert_eq!(waiting.data["priority"], "high");
+    assert!(waiting.data["title"].as_str().unwrap().contains("waiting"));
+    assert_eq!(post(&server, &format!("/api/v1/workflows/{id}/confirm")).await.status(), 200);
+    let events = watch(&server, &id, |ev| ev["event"] == "notification" && ev["data"]["title"] == "typed completed").await;
+    let done = of(&events, "notification").into_iter().find(|n| n["title"] == "typed completed");
+    assert!(done.is_some_and(|n| n["message"].as_str().unwrap().contains("2 stages in")), "{events:?}");
+    server.stop().await;
+}

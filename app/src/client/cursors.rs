@@ -79,6 +79,13 @@ impl Cursors {
         Some(Resumed::Reload { seq: s.seq })
     }
 
+    /// A snapshot reflects the topic up to `seq`: events up to it are no longer new.
+    pub fn advance(&mut self, topic: &str, seq: u64) {
+        if let Some(c) = self.topics.get_mut(topic) {
+            c.last_seq = Some(c.last_seq.map_or(seq, |last| last.max(seq)));
+        }
+    }
+
     /// Whether an event is new (and records it); duplicates and old events are false.
     pub fn accept(&mut self, topic: &str, seq: u64) -> bool {
         let Some(c) = self.topics.get_mut(topic) else { return false };
@@ -136,6 +143,17 @@ mod tests {
         c.on_subscribed(&subscribed("t", 40, "e", true));
         assert!(!c.accept("t", 40));
         assert!(c.accept("t", 41));
+    }
+
+    #[test]
+    fn a_snapshot_moves_the_cursor_forward_only() {
+        let mut c = Cursors::default();
+        c.want("t", None);
+        c.on_subscribed(&subscribed("t", 2, "e", true));
+        c.advance("t", 9);
+        assert!(!c.accept("t", 9));
+        c.advance("t", 4);
+        assert!(c.accept("t", 10));
     }
 
     #[test]

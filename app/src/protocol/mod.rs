@@ -3,11 +3,13 @@
 
 mod client;
 mod events;
+mod http;
 mod server;
 mod topic;
 
 pub use client::*;
 pub use events::*;
+pub use http::*;
 pub use server::*;
 pub use topic::*;
 

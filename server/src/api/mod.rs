@@ -2,6 +2,7 @@
 //! returning its routes.
 
 pub mod error;
+pub mod session;
 pub mod status;
 pub mod topics;
 pub mod workflows;
@@ -17,6 +18,7 @@ pub fn v1() -> Router<AppState> {
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))
         .route("/stats", get(status::stats))
+        .route("/session", get(session::session))
         .route("/workflows", post(workflows::start).get(workflows::list))
         .route("/workflows/{id}", get(workflows::get))
         .route("/workflows/{id}/chat", post(workflows::chat))

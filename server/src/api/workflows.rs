@@ -4,7 +4,7 @@
 use super::error::{ApiError, ApiJson, ApiPath};
 use crate::engine::EngineError;
 use crate::AppState;
-use app::protocol::{ControlAction, ErrorCode};
+use app::protocol::{ControlAction, ErrorCode, AGENTS_TOPIC, COORDINATOR_TOPIC};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,8 +31,11 @@ pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartBo
     Ok((StatusCode::CREATED, Json(snapshot)).into_response())
 }
 
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "workflows": state.engine.list() }))
+/// Every run, with the `seq` and `epoch` of `coordinator` at that instant (taken
+/// first: a summary published after it is above `seq`, so nothing falls in between).
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (seq, epoch) = state.hub.position(COORDINATOR_TOPIC)?;
+    Ok(Json(json!({ "workflows": state.engine.list(), "seq": seq, "epoch": epoch })))
 }
 
 pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
@@ -86,8 +89,11 @@ pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "pipelines": state.engine.pipelines() }))
 }
 
-pub async fn agents(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "agents": state.engine.agents() }))
+/// Every agent at `seq` of `agents`, and the coordinator's figures now.
+pub async fn agents(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (seq, epoch) = state.hub.position(AGENTS_TOPIC)?;
+    let coordinator = state.engine.coordinator_metrics();
+    Ok(Json(json!({ "agents": state.engine.agents(), "seq": seq, "epoch": epoch, "coordinator": coordinator })))
 }
 
 /// Why an artifact name is refused before the file system is even asked.

@@ -4,6 +4,7 @@
 //! held, so a snapshot and its `seq` always agree.
 
 pub mod agents;
+mod book;
 pub mod output;
 pub mod pipeline;
 pub mod run;
@@ -13,8 +14,9 @@ use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
 use crate::storage::{StageRow, Store, StoredRun, WorkflowRow, Write};
 use agents::LocalAgent;
+use book::Book;
 use app::protocol::{
-    names, ControlAction, CoordinatorMetrics, CurrentTask, ErrorCode, Progress, StageState, TopicKind, WorkflowState,
+    names, ControlAction, CoordinatorMetrics, ErrorCode, Progress, StageState, TopicKind, WorkflowState,
     COORDINATOR_TOPIC,
 };
 use pipeline::{Pipeline, PipelineError};
@@ -96,6 +98,8 @@ struct Inner {
     /// Durations of completed runs per pipeline (sum, count), for the ETA.
     durations: Mutex<HashMap<String, (f64, u32)>>,
     agent: LocalAgent,
+    /// What the metrics sample reports: updated with every state change, read at once.
+    book: Mutex<Book>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     store: Option<Store>,
@@ -113,6 +117,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn new_run_id() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
+
+/// Progress a run makes between two of its summaries on `coordinator`.
+const SUMMARY_STEP: f64 = 0.01;
 
 fn topic_of(id: &str) -> String {
     // ids are generated hex: always a valid topic
@@ -151,6 +158,7 @@ impl Engine {
                 order: Mutex::new(Vec::new()),
                 durations: Mutex::new(HashMap::new()),
                 agent: LocalAgent::new(),
+                book: Mutex::new(Book::default()),
                 tracker,
                 shutdown,
                 store,
@@ -185,8 +193,8 @@ impl Engine {
         lock(&self.inner.runs).insert(id.clone(), entry.clone());
         lock(&self.inner.order).push(id.clone());
         {
-            let run = entry.lock();
-            self.publish_status(&run);
+            let mut run = entry.lock();
+            self.publish_status(&mut run);
         }
         self.spawn_run(entry.clone(), 0);
         Ok(self.snapshot_of(&entry))
@@ -258,7 +266,12 @@ impl Engine {
     /// Brings back the runs an earlier process stored. A stage that was running (or
     /// paused) when that process died is failed with `server restarted` and can be
     /// restarted; queued runs are queued again; a run at a confirmation gate waits.
-    pub fn restore(&self, stored: Vec<StoredRun>) {
+    ///
+    /// After a clean shutdown every run's topic keeps its epoch, so a page resumes where
+    /// it was. After a crash the last events a page saw may never have reached the
+    /// disk, so the seqs after the stored ones would name other events: each topic
+    /// then starts a new epoch and every client reloads it (PROTOCOL.md section 3).
+    pub fn restore(&self, stored: Vec<StoredRun>, clean: bool) {
         let (mut failed, mut requeued, mut waiting) = (0, 0, 0);
         for s in stored {
             let Some(mut run) = revive(&s) else {
@@ -266,7 +279,8 @@ impl Engine {
                 continue;
             };
             let topic = topic_of(&run.id);
-            if let Err(e) = self.inner.hub.restore_topic(&topic, s.workflow.epoch.clone(), s.events) {
+            let epoch = clean.then(|| s.workflow.epoch.clone());
+            if let Err(e) = self.inner.hub.restore_topic(&topic, epoch, s.events) {
                 tracing::warn!(error = %e, "cannot restore a run's topic");
             }
             let entry_state = run.state;
@@ -293,6 +307,10 @@ impl Engine {
                 }
                 _ => {}
             }
+            self.track(&run);
+            if !clean {
+                self.persist_run(&run);
+            }
             let id = run.id.clone();
             let entry = Arc::new(Entry { run: Mutex::new(run), controls: Mutex::new(None) });
             lock(&self.inner.runs).insert(id.clone(), entry.clone());
@@ -318,11 +336,27 @@ impl Engine {
     }
 
     /// Publishes the run's status on its topic and its summary on `coordinator`.
-    fn publish_status(&self, run: &Run) {
+    fn publish_status(&self, run: &mut Run) {
         self.persist_run(run);
-        let hub = &self.inner.hub;
-        let _ = hub.publish(&topic_of(&run.id), names::WORKFLOW_STATUS, &run.status_event(false));
-        let _ = hub.publish(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &run.status_event(true));
+        self.track(run);
+        let _ = self.inner.hub.publish(&topic_of(&run.id), names::WORKFLOW_STATUS, &run.status_event(false));
+        self.publish_summary(run);
+    }
+
+    fn publish_summary(&self, run: &mut Run) {
+        run.summarised_progress = run.progress;
+        let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &run.status_event(true));
+    }
+
+    /// A `notification` on the run's topic, for the moments a person wants to hear of.
+    fn notify(&self, run: &Run, title: String, message: String, priority: &str) {
+        let n = app::protocol::Notification { title, message, priority: priority.to_owned() };
+        let _ = self.inner.hub.publish(&topic_of(&run.id), names::NOTIFICATION, &n);
+    }
+
+    /// Brings the queue book up to date with the run (its lock held by the caller).
+    fn track(&self, run: &Run) {
+        lock(&self.inner.book).update(&run.id, &run.name, run.state, run.progress);
     }
 
     fn publish_stage(&self, run: &Run, index: usize) {
@@ -382,7 +416,7 @@ impl Engine {
             run.error = None;
             run.eta_s = None;
             run.recompute_progress();
-            self.publish_status(&run);
+            self.publish_status(&mut run);
             for i in index..run.stages.len() {
                 self.publish_stage(&run, i);
             }
@@ -462,11 +496,16 @@ impl Engine {
             }
             return;
         };
+        // the engine's cost of starting the first stage is counted from here
+        let mut dequeued = std::time::Instant::now();
         let mut index = from;
         if confirm_first {
             if let Err((state, error)) = self.wait_for_confirmation(&entry, from, &mut controls).await {
-                drop(permit);
+                if self.inner.shutdown.is_cancelled() {
+                    return; // still waiting, as stored: the next start waits again
+                }
                 self.finish(&entry, state, error, from + 1);
+                drop(permit);
                 return;
             }
             index += 1;
@@ -474,19 +513,26 @@ impl Engine {
             let mut run = entry.lock();
             run.state = WorkflowState::Running;
             run.started_at.get_or_insert(now_ms());
-            self.publish_status(&run);
+            self.publish_status(&mut run);
         }
         let outcome = loop {
             let Some(stage) = entry.lock().pipeline.stages.get(index).cloned() else {
                 break (WorkflowState::Completed, None);
             };
-            match self.run_one(&entry, index, stage, &mut controls).await {
+            match self.run_one(&entry, index, stage, dequeued, &mut controls).await {
                 Ok(()) => index += 1,
                 Err(end) => break end,
             }
+            dequeued = std::time::Instant::now();
         };
-        drop(permit);
+        if self.inner.shutdown.is_cancelled() {
+            // a shutdown is not the run's end: it stays as stored and the next start
+            // takes it up again (waiting at its gate, or failed `server restarted`)
+            return;
+        }
+        // finished before the slot is given back, so no sample ever sees one run too many
         self.finish(&entry, outcome.0, outcome.1, index + 1);
+        drop(permit);
     }
 
     /// Runs stage `index`; Ok to go on, Err with how the run ends.
@@ -495,6 +541,7 @@ impl Engine {
         entry: &Arc<Entry>,
         index: usize,
         stage: pipeline::StageDef,
+        dequeued: std::time::Instant,
         controls: &mut mpsc::UnboundedReceiver<Control>,
     ) -> Result<(), (WorkflowState, Option<String>)> {
         let id = entry.lock().id.clone();
@@ -505,7 +552,7 @@ impl Engine {
             run.stages[index].status = StageState::Running;
             run.stages[index].started_at = Some(now_ms());
             self.publish_stage(&run, index);
-            self.publish_status(&run);
+            self.publish_status(&mut run);
         }
         self.inner.agent.stage_started(&self.inner.hub, &format!("{id}/{}", stage.id));
         let run_dir = self.inner.config.runs_dir.join(&id);
@@ -518,6 +565,7 @@ impl Engine {
             pipelines_dir: self.inner.config.pipelines_dir.clone(),
             stage: stage.clone(),
             cancel_grace: self.inner.config.cancel_grace,
+            dequeued,
         };
         let on = |notice: Notice| self.on_notice(entry, index, notice);
         let end = runner::run_stage(&ctx, controls, &on).await;
@@ -574,7 +622,10 @@ impl Engine {
         self.publish_stage(&run, index);
         if result.is_ok() && stage.confirm {
             run.state = WorkflowState::WaitingConfirmation;
-            self.publish_status(&run);
+            self.publish_status(&mut run);
+            let title = format!("{} is waiting for you", run.name);
+            let message = format!("stage {:?} succeeded: confirm to go on", stage.display_name());
+            self.notify(&run, title, message, "high");
         }
         result
     }
@@ -597,7 +648,7 @@ impl Engine {
                     run.state = WorkflowState::Running;
                     run.recompute_progress();
                     self.publish_stage(&run, index);
-                    self.publish_status(&run);
+                    self.publish_status(&mut run);
                     return Ok(());
                 }
                 Some(Control::Cancel) | None => return Err((WorkflowState::Cancelled, Some("cancelled".into()))),
@@ -622,6 +673,12 @@ impl Engine {
                     eta_s: run.eta_s,
                 };
                 let _ = self.inner.hub.publish(&topic_of(&run.id), names::PROGRESS, &event);
+                self.track(&run);
+                // the dashboard's list moves with the coordinator's summaries: one per
+                // percent of progress, not one per `::progress` line
+                if (run.progress - run.summarised_progress).abs() >= SUMMARY_STEP {
+                    self.publish_summary(&mut run);
+                }
             }
             Notice::Paused(paused) => {
                 let (w, s) = if paused {
@@ -632,7 +689,7 @@ impl Engine {
                 run.state = w;
                 run.stages[index].status = s;
                 self.publish_stage(&run, index);
-                self.publish_status(&run);
+                self.publish_status(&mut run);
             }
         }
     }
@@ -664,7 +721,30 @@ impl Engine {
         } else {
             run.eta_s = None;
         }
-        self.publish_status(&run);
+        self.publish_status(&mut run);
+        let verb = name_of(&state);
+        let message = match (&run.error, run.started_at, run.finished_at) {
+            (Some(error), _, _) => error.clone(),
+            (None, Some(start), Some(end)) => format!("{} stages in {:.1} s", run.stages.len(), (end - start) as f64 / 1000.0),
+            _ => String::new(),
+        };
+        let priority = if state == WorkflowState::Failed { "high" } else { "normal" };
+        self.notify(&run, format!("{} {verb}", run.name), message, priority);
+    }
+
+    /// The coordinator's figures now.
+    pub fn coordinator_metrics(&self) -> CoordinatorMetrics {
+        let runs: Vec<WorkflowState> = lock(&self.inner.runs).values().map(|e| e.lock().state).collect();
+        let agent = self.inner.agent.status();
+        let (messages, connections) = self.inner.hub.stats_counts();
+        CoordinatorMetrics {
+            total_messages: messages,
+            total_workflows: runs.len() as u64,
+            registered_agents: 1,
+            healthy_agents: u64::from(agent.metrics.is_healthy),
+            active_workflows: runs.iter().filter(|s| !s.is_finished()).count() as u64,
+            connections,
+        }
     }
 
     /// `coordinator_metrics` every `every` until shutdown.
@@ -675,17 +755,7 @@ impl Engine {
                 _ = self.inner.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let runs: Vec<WorkflowState> = lock(&self.inner.runs).values().map(|e| e.lock().state).collect();
-            let agent = self.inner.agent.status();
-            let stats = self.inner.hub.stats_counts();
-            let m = CoordinatorMetrics {
-                total_messages: stats.0,
-                total_workflows: runs.len() as u64,
-                registered_agents: 1,
-                healthy_agents: u64::from(agent.metrics.is_healthy),
-                active_workflows: runs.iter().filter(|s| !s.is_finished()).count() as u64,
-                connections: stats.1,
-            };
+            let m = self.coordinator_metrics();
             let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m);
         }
     }
@@ -742,23 +812,6 @@ impl crate::hub::WorkflowActions for Engine {
 
 impl QueueProbe for Engine {
     fn figures(&self) -> QueueFigures {
-        let ids: Vec<String> = lock(&self.inner.order).clone();
-        let runs = lock(&self.inner.runs);
-        let mut f = QueueFigures::default();
-        for id in ids {
-            let Some(entry) = runs.get(&id) else { continue };
-            let run = entry.lock();
-            match run.state {
-                WorkflowState::Pending => f.pending += 1,
-                WorkflowState::Running | WorkflowState::Paused | WorkflowState::WaitingConfirmation => {
-                    f.running += 1;
-                    if f.current_task.is_none() {
-                        f.current_task = Some(CurrentTask { id: run.id.clone(), name: run.name.clone(), progress: run.progress });
-                    }
-                }
-                _ => {}
-            }
-        }
-        f
+        lock(&self.inner.book).figures()
     }
 }

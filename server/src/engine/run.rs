@@ -1,44 +1,11 @@
 //! A workflow run's state, as snapshots show it and as its events report it.
 
 use super::pipeline::Pipeline;
-use app::protocol::{StageRef, StageState, StageStatus, TimestampMs, WorkflowState, WorkflowStatus};
+use app::protocol::{StageState, TimestampMs, WorkflowState, WorkflowStatus};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct StageRun {
-    pub id: String,
-    pub name: String,
-    pub index: usize,
-    pub status: StageState,
-    pub progress: f64,
-    pub confirm: bool,
-    pub started_at: Option<TimestampMs>,
-    pub finished_at: Option<TimestampMs>,
-    pub exit_code: Option<i32>,
-    pub error: Option<String>,
-}
-
-impl StageRun {
-    pub fn status_event(&self) -> StageStatus {
-        StageStatus {
-            stage: StageRef { id: self.id.clone(), index: self.index, status: self.status },
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            exit_code: self.exit_code,
-            error: self.error.clone(),
-        }
-    }
-
-    /// Back to the state of a stage that never ran.
-    pub fn reset(&mut self) {
-        self.status = StageState::Pending;
-        self.progress = 0.0;
-        self.started_at = None;
-        self.finished_at = None;
-        self.exit_code = None;
-        self.error = None;
-    }
-}
+/// A stage's state is exactly what snapshots carry: the protocol's type.
+pub use app::protocol::StageSnapshot as StageRun;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Run {
@@ -55,6 +22,9 @@ pub struct Run {
     pub stages: Vec<StageRun>,
     #[serde(skip)]
     pub pipeline: Pipeline,
+    /// Progress at the last summary on `coordinator` (summaries are rationed).
+    #[serde(skip)]
+    pub summarised_progress: f64,
 }
 
 impl Run {
@@ -89,6 +59,7 @@ impl Run {
             error: None,
             stages,
             pipeline,
+            summarised_progress: 0.0,
         }
     }
 
@@ -99,8 +70,9 @@ impl Run {
             .stages
             .iter()
             .map(|s| match s.status {
-                StageState::Completed | StageState::Skipped => 1.0,
-                StageState::WaitingConfirmation => 1.0,
+                StageState::Completed | StageState::WaitingConfirmation => 1.0,
+                // a stage that never ran is no progress, whatever the run's end
+                StageState::Skipped => 0.0,
                 _ => s.progress.clamp(0.0, 1.0),
             })
             .sum::<f64>();

@@ -61,6 +61,8 @@ pub struct StageContext {
     /// The pipelines folder, for stages that call scripts shipped beside them.
     pub pipelines_dir: PathBuf,
     pub cancel_grace: Duration,
+    /// When the engine took the stage from its queue: the start cost runs to the spawn.
+    pub dequeued: std::time::Instant,
 }
 
 struct Batch {
@@ -195,6 +197,7 @@ pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceive
         Ok(c) => c,
         Err(e) => return StageEnd::SpawnFailed(format!("cannot start `sh -c` in {}: {e}", workdir.display())),
     };
+    ctx.hub.counters().stage_start_latency.observe(ctx.dequeued.elapsed().as_secs_f64());
     let pgid = child.id().map(|id| id as i32);
     let mut stdin = child.stdin.take();
     let (tx, mut lines) = mpsc::channel(1024);

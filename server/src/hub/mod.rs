@@ -275,10 +275,11 @@ impl Hub {
         let _ = self.inner.sink.set(sink);
     }
 
-    /// Brings back a durable topic as an earlier process left it: same epoch, its
-    /// events, seq continuing after the last.
-    pub fn restore_topic(&self, name: &str, epoch: String, events: Vec<(u64, String)>) -> Result<(), HubError> {
+    /// Brings back a durable topic as an earlier process left it: its events, seq
+    /// continuing after the last, and its epoch (a new one when `None`).
+    pub fn restore_topic(&self, name: &str, epoch: Option<String>, events: Vec<(u64, String)>) -> Result<(), HubError> {
         check_topic(name)?;
+        let epoch = epoch.unwrap_or_else(new_epoch);
         let Some(sink) = self.inner.sink.get() else { return Ok(()) };
         let topic = Arc::new(Topic::durable(name, epoch, DURABLE_RETENTION, sink.clone(), events));
         self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(Arc::from(name), topic);

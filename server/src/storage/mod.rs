@@ -12,6 +12,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub const DB_FILE: &str = "switchboard.db";
+/// The `meta` key that says whether the last process ended cleanly ("1") or not.
+const CLEAN_SHUTDOWN: &str = "clean_shutdown";
+
+async fn set_meta(pool: &SqlitePool, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -100,6 +111,22 @@ impl Database {
         Ok(Database { pool })
     }
 
+    /// Whether the process that used the database last shut down cleanly (its writer
+    /// flushed everything), and marks this one as not yet: a crash leaves it so. A
+    /// database that has never recorded either counts as clean only when it holds no run.
+    pub async fn begin_session(&self) -> Result<bool, StorageError> {
+        let marker: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(CLEAN_SHUTDOWN)
+            .fetch_optional(&self.pool)
+            .await?;
+        let clean = match marker.as_deref() {
+            Some(v) => v == "1",
+            None => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workflows").fetch_one(&self.pool).await? == 0,
+        };
+        set_meta(&self.pool, CLEAN_SHUTDOWN, "0").await?;
+        Ok(clean)
+    }
+
     /// Every stored run, oldest first, with its stages and events.
     pub async fn load(&self) -> Result<Vec<StoredRun>, StorageError> {
         let workflows = sqlx::query(
@@ -182,6 +209,10 @@ async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Write>, st
             break;
         }
     }
+    // everything queued is on disk: the next start may keep every topic's epoch
+    if let Err(e) = set_meta(&pool, CLEAN_SHUTDOWN, "1").await {
+        tracing::error!(error = %e, "cannot record the clean shutdown");
+    }
     pool.close().await;
 }
 
@@ -193,7 +224,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[Write]) -> Result<(), sqlx::Err
                 sqlx::query(
                     "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
+                     ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error, epoch = excluded.epoch,
                        started_at = excluded.started_at, finished_at = excluded.finished_at",
                 )
                 .bind(&r.id)

@@ -1,0 +1,143 @@
+//! Bodies of the HTTP API (PROTOCOL.md section 8) that the dashboard reads: snapshots
+//! carry the `seq` and `epoch` of their topic, so `GET` then `subscribe since=seq`
+//! loses nothing.
+
+use super::{AgentStatus, CoordinatorMetrics, EventMessage, StageRef, StageState, StageStatus, TimestampMs, WorkflowState};
+use serde::{Deserialize, Serialize};
+
+/// One stage of a workflow snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSnapshot {
+    pub id: String,
+    pub name: String,
+    pub index: usize,
+    pub status: StageState,
+    pub progress: f64,
+    #[serde(default)]
+    pub confirm: bool,
+    pub started_at: Option<TimestampMs>,
+    pub finished_at: Option<TimestampMs>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+}
+
+impl StageSnapshot {
+    /// Its `stage_status` event.
+    pub fn status_event(&self) -> StageStatus {
+        StageStatus {
+            stage: StageRef { id: self.id.clone(), index: self.index, status: self.status },
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit_code: self.exit_code,
+            error: self.error.clone(),
+        }
+    }
+
+    /// Back to the state of a stage that never ran.
+    pub fn reset(&mut self) {
+        self.status = StageState::Pending;
+        self.progress = 0.0;
+        self.started_at = None;
+        self.finished_at = None;
+        self.exit_code = None;
+        self.error = None;
+    }
+}
+
+/// `GET /api/v1/workflows/{id}`: a run's state, at `seq` of `workflow:{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowSnapshot {
+    pub id: String,
+    pub name: String,
+    pub state: WorkflowState,
+    pub progress: f64,
+    pub stage_index: Option<usize>,
+    pub eta_s: Option<f64>,
+    pub created_at: TimestampMs,
+    pub started_at: Option<TimestampMs>,
+    pub finished_at: Option<TimestampMs>,
+    pub error: Option<String>,
+    pub stages: Vec<StageSnapshot>,
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// `GET /api/v1/workflows`: every run, newest first, at `seq` of `coordinator`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowList {
+    pub workflows: Vec<WorkflowSnapshot>,
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// A stage as `GET /api/v1/pipelines` lists it (the fields the dashboard reads).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStage {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineInfo {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub stages: Vec<PipelineStage>,
+}
+
+/// `GET /api/v1/pipelines`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineList {
+    pub pipelines: Vec<PipelineInfo>,
+}
+
+/// `GET /api/v1/agents`: every agent, at `seq` of `agents`, and the coordinator's
+/// figures now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<AgentStatus>,
+    pub seq: u64,
+    pub epoch: String,
+    pub coordinator: CoordinatorMetrics,
+}
+
+/// `GET /api/v1/topics/{topic}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub events: Vec<EventMessage>,
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// Every HTTP error: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub error: ApiErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// `GET /api/v1/session`: how this page gets in. With auth off, `auth` is false and
+/// nothing else is needed; with auth on, a short-lived access token for the WebSocket,
+/// minted from the session cookie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub auth: bool,
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    /// When the token expires (ms since the epoch).
+    #[serde(default)]
+    pub expires_at: Option<TimestampMs>,
+    /// Whether the session may pause, resume, cancel, confirm, restart and chat.
+    #[serde(default)]
+    pub control: bool,
+}
