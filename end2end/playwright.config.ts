@@ -4,6 +4,9 @@ import { defineConfig } from '@playwright/test';
 // restart it. Chromium is Debian's: Playwright's own browser download is not used.
 export default defineConfig({
   testDir: './tests',
+  // measurements (tagged @perf) run only when asked: PERF=1 npx playwright test perf
+  grep: process.env.PERF ? /@perf/ : undefined,
+  grepInvert: process.env.PERF ? undefined : /@perf/,
   timeout: 120_000,
   // generous: the debug WASM bundle is 2.6 MB and CI machines are slow and shared
   expect: { timeout: 30_000 },

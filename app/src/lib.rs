@@ -1,6 +1,8 @@
 //! Switchboard's shared crate: the wire protocol (`protocol`, plain serde), and the
 //! Leptos app (components, pages, and the browser's WebSocket client), compiled for
 //! the server with `ssr` and for the browser with `hydrate`.
+// the views nest deeply in release builds (no `erase_components` there)
+#![recursion_limit = "256"]
 
 pub mod client;
 pub mod components;
@@ -14,8 +16,33 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+/// The page's Content-Security-Policy: scripts only from here or carrying this
+/// response's nonce (the hydration script), WebAssembly allowed to compile, no
+/// framing. Inline `style` attributes are allowed: the terminal colours and the
+/// windowed list's offsets are set through them.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy(options: &LeptosOptions) {
+    let (Some(nonce), Some(resp)) = (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>()) else {
+        return;
+    };
+    // `cargo leptos watch` reloads the page through a socket of its own
+    let reload = std::env::var_os("LEPTOS_WATCH")
+        .map(|_| format!(" ws://{}:{}", options.site_addr.ip(), options.reload_port))
+        .unwrap_or_default();
+    let csp = format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: blob:; connect-src 'self'{reload}; object-src 'none'; base-uri 'self'; \
+         form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&csp) {
+        resp.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

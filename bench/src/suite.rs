@@ -255,7 +255,7 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     let mut through = Vec::new();
     let mut direct = Vec::new();
     for _ in 0..args.repeat.max(1) {
-        let server = start("switchboard", &args.switchboard, true, &["--log", "warn"]).await?;
+        let server = start("switchboard", &args.switchboard, true, &[]).await?;
         through.push(engine::lines(&server.target, &emitter, rate, secs).await?);
         drop(server);
         direct.push(engine::lines_direct(&emitter, rate, secs).await?);
@@ -277,7 +277,7 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     println!("\nadded by switchboard: p50 +{:.2} ms, p99 +{:.2} ms (runs took {:.1} s and {:.1} s)", t.p50_ms - d.p50_ms, t.p99_ms - d.p99_ms, t.elapsed_s, d.elapsed_s);
 
     let concurrency = args.concurrency.to_string();
-    let extra = ["--log", "warn", "--concurrency", concurrency.as_str(), "--metrics-interval-ms", "100"];
+    let extra = ["--concurrency", concurrency.as_str(), "--metrics-interval-ms", "100"];
     let server = start("switchboard", &args.switchboard, true, &extra).await?;
     let q = engine::queue(&server.target, args.runs, args.concurrency).await?;
     println!("\n## {} workflows submitted at once, concurrency {}\n", q.submitted, args.concurrency);

@@ -37,7 +37,8 @@ test('navigates between pages without reloading the connection', async ({ page }
   await expect(page).toHaveURL(/\/agents$/);
   await expect(state).toHaveText('connected');
   await page.goto(`${server.url}/workflows/demo-1`);
-  await expect(page.getByRole('heading', { level: 1 })).toContainText('demo-1');
+  await expect(page.getByRole('heading', { level: 1, name: 'No such run' })).toBeVisible();
+  await expect(page.locator('main')).toContainText('demo-1');
   const missing = await page.goto(`${server.url}/no/such/page`);
   expect(missing?.status()).toBe(404);
   await expect(page.getByRole('heading', { level: 1, name: 'Not found' })).toBeVisible();

@@ -1,4 +1,6 @@
 //! The browser entry point: hydrates the server-rendered page into the live app.
+// the views nest deeply in release builds (no `erase_components` there)
+#![recursion_limit = "256"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

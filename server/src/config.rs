@@ -9,7 +9,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "switchboard", version, about = "Switchboard: a real-time control room for long-running jobs")]
 pub struct Config {
-    /// Address to bind. Auth is off, so only loopback addresses are accepted.
+    /// Address to bind. Without a signing secret (auth off), only loopback addresses
+    /// are accepted.
     #[arg(long, env = "SWITCHBOARD_BIND", default_value = "127.0.0.1")]
     pub bind: IpAddr,
 
@@ -93,15 +94,56 @@ pub struct Config {
     /// Seconds open connections get to close on shutdown before they are dropped.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_S", default_value_t = 5)]
     pub shutdown_grace_s: u64,
+
+    /// File holding the token signing secret (32 bytes or more); with one, auth is on.
+    /// The secret may instead be in the environment variable SWITCHBOARD_AUTH_SECRET:
+    /// never on the command line, where `ps` would show it.
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+
+    /// Origins allowed to open the WebSocket besides the dashboard's own
+    /// (comma-separated, e.g. `https://app.example.com`; `*` allows any).
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds a browser stays signed in after opening the login link.
+    #[arg(long, env = "SWITCHBOARD_SESSION_TTL_S", default_value_t = 7 * 24 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    pub session_ttl_s: u64,
+
+    /// Seconds the dashboard's own access tokens last (it asks for a new one on expiry).
+    #[arg(long, env = "SWITCHBOARD_ACCESS_TTL_S", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub access_ttl_s: u64,
+
+    /// HTTP API requests per second per token (per client address without auth).
+    #[arg(long, env = "SWITCHBOARD_HTTP_RATE_PER_S", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub http_rate_per_s: u32,
+
+    /// Where people reach the dashboard, for the sign-in link printed at start-up
+    /// (default: http://BIND:PORT).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
+
+/// The environment variable that may hold the signing secret.
+pub const AUTH_SECRET_ENV: &str = "SWITCHBOARD_AUTH_SECRET";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "refusing to bind {0}: authentication is not configured, so only a loopback address \
-         (127.0.0.1 or ::1) is allowed (set SWITCHBOARD_BIND / --bind)"
+        "refusing to bind {0}: authentication is off (no signing secret), so only a loopback \
+         address (127.0.0.1 or ::1) is allowed: set SWITCHBOARD_AUTH_SECRET or \
+         SWITCHBOARD_AUTH_SECRET_FILE (--auth-secret-file) to turn it on, or bind loopback \
+         (SWITCHBOARD_BIND / --bind)"
     )]
     NonLoopbackWithoutAuth(IpAddr),
+    #[error("cannot read the signing secret from {path} (SWITCHBOARD_AUTH_SECRET_FILE / --auth-secret-file): {reason}")]
+    SecretFile { path: String, reason: String },
+    #[error("the signing secret in {source_name} is {len} bytes long; at least {min} are needed (e.g. `openssl rand -hex 32`)")]
+    SecretTooShort { source_name: String, len: usize, min: usize },
+    #[error("the signing secret cannot be used: {0}")]
+    Secret(String),
+    #[error("invalid public URL {0:?} (SWITCHBOARD_PUBLIC_URL / --public-url): it must start with http:// or https://")]
+    PublicUrl(String),
     #[error("invalid log filter {value:?} (SWITCHBOARD_LOG / --log): {reason}")]
     LogFilter { value: String, reason: String },
 }
@@ -109,14 +151,62 @@ pub enum ConfigError {
 impl Config {
     /// Checks what clap cannot: combinations and formats.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.bind.is_loopback() {
+        if !self.bind.is_loopback() && self.auth_secret()?.is_none() {
             return Err(ConfigError::NonLoopbackWithoutAuth(self.bind));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::PublicUrl(url.clone()));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| ConfigError::LogFilter {
             value: self.log_filter.clone(),
             reason: e.to_string(),
         })?;
         Ok(())
+    }
+
+    /// The signing secret, from the file or the environment; None: auth is off.
+    pub fn auth_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let (secret, source_name) = match &self.auth_secret_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::SecretFile {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                (text, path.display().to_string())
+            }
+            None => match std::env::var(AUTH_SECRET_ENV) {
+                Ok(v) => (v, AUTH_SECRET_ENV.to_owned()),
+                Err(_) => return Ok(None),
+            },
+        };
+        // a trailing newline from `echo` or an editor is not part of the secret
+        let secret = secret.trim_end_matches(['\n', '\r']).as_bytes().to_vec();
+        if secret.len() < crate::auth::keys::MIN_SECRET_BYTES {
+            return Err(ConfigError::SecretTooShort { source_name, len: secret.len(), min: crate::auth::keys::MIN_SECRET_BYTES });
+        }
+        Ok(Some(secret))
+    }
+
+    /// Auth as configured: on with a secret, off without.
+    pub fn auth(&self) -> Result<crate::auth::Auth, ConfigError> {
+        let lifetimes = crate::auth::Lifetimes {
+            session: Duration::from_secs(self.session_ttl_s),
+            access: Duration::from_secs(self.access_ttl_s),
+        };
+        Ok(match self.auth_secret()? {
+            Some(secret) => crate::auth::Auth::new(&secret, lifetimes).map_err(|e| ConfigError::Secret(e.to_string()))?,
+            None => crate::auth::Auth::off(),
+        })
+    }
+
+    /// Where people reach the dashboard (for the sign-in link).
+    pub fn public_url(&self, addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{addr}"),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -1,7 +1,11 @@
 //! Switchboard's server: the WebSocket hub, the HTTP API and the server-rendered
 //! dashboard, started by `run` on a listener the caller binds (tests bind port 0).
+// the views nest deeply in release builds (no `erase_components` there)
+#![recursion_limit = "256"]
 
 pub mod api;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod hub;
@@ -34,6 +38,11 @@ pub struct AppState {
     pub engine: engine::Engine,
     pub tracker: TaskTracker,
     pub started: Instant,
+    pub auth: auth::Auth,
+    pub origins: auth::origin::Origins,
+    pub http_limits: api::guard::HttpLimits,
+    /// Where people reach the dashboard (`--public-url`, else http://ADDR).
+    pub public_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +55,21 @@ pub enum ServerError {
     Addr(std::io::Error),
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+}
+
+/// How often keys whose HTTP budget is full again are forgotten.
+const BUDGET_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+async fn forget_idle_budgets(limits: api::guard::HttpLimits, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(BUDGET_SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => limits.forget_idle(),
+        }
+    }
 }
 
 /// Serves until `shutdown` is cancelled, then closes every WebSocket with 1001 and
@@ -54,6 +78,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let addr = listener.local_addr().map_err(ServerError::Addr)?;
+    let auth = config.auth()?;
     let tracker = TaskTracker::new();
     let database = storage::Database::open(&config.data_dir).await?;
     let clean = database.begin_session().await?;
@@ -82,15 +107,27 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let every = Duration::from_millis(config.metrics_interval_ms);
     tracker.spawn(sampler.run(hub.clone(), every, shutdown.child_token()));
 
+    let http_limits = api::guard::HttpLimits::new(config.http_rate_per_s);
+    tracker.spawn(forget_idle_budgets(http_limits.clone(), shutdown.child_token()));
+    let public_url = config.public_url(addr);
     let state = AppState {
         leptos_options: site::leptos_options(&config, addr),
         hub,
         engine,
         tracker: tracker.clone(),
         started: Instant::now(),
+        auth: auth.clone(),
+        origins: auth::origin::Origins::new(&config.allowed_origins),
+        http_limits,
+        public_url: public_url.clone(),
     };
     let app = site::router(state);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening on http://{addr}");
+    match auth.login_path() {
+        Some(path) => tracing::info!("auth is on: sign a browser in with {public_url}{path} (the link works once)"),
+        None => tracing::info!("auth is off (no signing secret): bound to loopback only; set SWITCHBOARD_AUTH_SECRET or SWITCHBOARD_AUTH_SECRET_FILE to turn it on"),
+    }
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
     shutdown.cancel();
     tracker.close();

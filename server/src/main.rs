@@ -1,13 +1,36 @@
-//! `switchboard`: parse the configuration, start logging, bind, serve.
+//! `switchboard`: parse the configuration, start logging, bind, serve; or
+//! `switchboard token create`: mint an access token.
 
 use clap::Parser;
+use server::cli::{Cli, Command, TokenAction};
 use server::config::Config;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token { action: TokenAction::Create(args) }) => match server::cli::create_token(&args, &cli.config) {
+            Ok((token, exp)) => {
+                println!("{token}");
+                eprintln!("token for {:?}, valid until {} (unix time {exp})", args.sub, humantime_rfc3339(exp));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard token create: {e}");
+                ExitCode::from(2)
+            }
+        },
+        None => serve(cli.config).await,
+    }
+}
+
+fn humantime_rfc3339(unix_s: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_s)).to_string()
+}
+
+async fn serve(config: Config) -> ExitCode {
     if let Err(e) = config.validate() {
         eprintln!("switchboard: {e}");
         return ExitCode::from(2);

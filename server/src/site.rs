@@ -4,7 +4,9 @@
 use crate::config::Config;
 use crate::AppState;
 use app::{shell, App};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
 use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
@@ -30,13 +32,30 @@ pub fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
+/// Headers every response carries. The Content-Security-Policy of pages is set
+/// per page by `app::shell` (it holds that response's script nonce).
+fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 4] {
+    let set = |name, value| SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value));
+    [
+        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        set(header::REFERRER_POLICY, "no-referrer"),
+        set(header::X_FRAME_OPTIONS, "DENY"),
+        set(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
+    ]
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let [nosniff, referrer, frames, opener] = security_headers();
     Router::new()
-        .nest("/api/v1", crate::api::v1())
-        .merge(crate::api::doors())
+        .nest("/api/v1", crate::api::v1(&state))
+        .merge(crate::api::doors(&state))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(nosniff)
+        .layer(referrer)
+        .layer(frames)
+        .layer(opener)
         .with_state(state)
 }

@@ -92,3 +92,64 @@ fn an_occupied_port_is_reported() {
     assert!(!ok, "must fail");
     assert!(err.contains("already in use") && err.contains(&port), "{err}");
 }
+
+fn run_stdout(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("SWITCHBOARD_AUTH_SECRET")
+        .env_remove("SWITCHBOARD_AUTH_SECRET_FILE")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run switchboard");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Secure defaults: without a secret only loopback, and the server says so; with one it
+/// may bind anywhere; a secret too short is named, never printed.
+#[tokio::test]
+async fn auth_off_means_loopback_and_a_secret_must_be_long_enough() {
+    let (ok, _, err) = run_stdout(&["--bind", "0.0.0.0"], &[]);
+    assert!(!ok && err.contains("SWITCHBOARD_AUTH_SECRET") && err.contains("--bind"), "{err}");
+    let (ok, _, err) = run_stdout(&[], &[("SWITCHBOARD_AUTH_SECRET", "short")]);
+    assert!(!ok && err.contains("SWITCHBOARD_AUTH_SECRET") && err.contains("5 bytes") && !err.contains("short"), "{err}");
+    let (ok, _, err) = run_stdout(&["--auth-secret-file", "/no/such/file"], &[]);
+    assert!(!ok && err.contains("/no/such/file"), "{err}");
+
+    let data = common::tempdir::TempDir::new();
+    let open = common::start_binary(data.path(), &[]);
+    open.log_line("auth is off (no signing secret): bound to loopback only");
+    drop(open);
+    let data = common::tempdir::TempDir::new();
+    let secret = "0123456789abcdef0123456789abcdef";
+    let anywhere = common::start_binary_env(data.path(), &["--bind", "0.0.0.0"], &[("SWITCHBOARD_AUTH_SECRET", secret)]);
+    anywhere.log_line("auth is on: sign a browser in with");
+    assert!(anywhere.addr.starts_with("0.0.0.0:"), "{}", anywhere.addr);
+}
+
+/// `switchboard token create` mints a token the server takes, with the same secret.
+#[tokio::test]
+async fn the_token_verb_mints_what_the_server_accepts() {
+    let secret = "0123456789abcdef0123456789abcdef-cli";
+    let env = [("SWITCHBOARD_AUTH_SECRET", secret)];
+    let (ok, token, err) = run_stdout(&["token", "create", "--sub", "alice", "--sub-topics", "workflow:*,metrics", "--ttl", "1h"], &env);
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    assert!(err.contains("alice") && err.contains("valid until"), "{err}");
+
+    let data = common::tempdir::TempDir::new();
+    let server = common::start_binary_env(data.path(), &[], &env);
+    let mut c = Client::connect(&format!("ws://{}/ws?token={token}", server.addr)).await;
+    c.expect_type("hello").await;
+    let ok = c.request(json!({"type":"subscribe","topic":"metrics"}), "m").await;
+    assert_eq!(ok["type"], "subscribed");
+    let no = c.request(json!({"type":"subscribe","topic":"agents"}), "a").await;
+    assert_eq!(no["code"], "forbidden");
+
+    let (ok, _, err) = run_stdout(&["token", "create", "--sub", "alice"], &[]);
+    assert!(!ok && err.contains("no signing secret"), "{err}");
+    let (ok, _, err) = run_stdout(&["token", "create", "--sub", "a", "--sub-topics", "Workflow:*"], &env);
+    assert!(!ok && err.contains("Workflow:*"), "{err}");
+    let (ok, _, err) = run_stdout(&["token", "create", "--sub", "a", "--ttl", "forever"], &env);
+    assert!(!ok && err.contains("forever"), "{err}");
+}

@@ -57,20 +57,28 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 }
 
 pub(super) fn subscribe(topic: &str, since: Option<u64>, loader: Option<Loader>, handler: Handler) -> u64 {
-    with(|r| {
+    let (id, load_now) = with(|r| {
         r.next_id += 1;
         let id = r.next_id;
         r.handlers.push((id, topic.to_owned(), handler));
-        if let Some(loader) = loader {
-            r.synced.entry(topic.to_owned()).or_insert_with(|| (loader, Resync::default()));
-        }
-        if r.cursors.want(topic, since) {
+        let new = r.cursors.want(topic, since);
+        if new {
             if let (Some(tx), Some(msg)) = (&r.outbox, r.cursors.subscribe_message(topic)) {
                 let _ = tx.unbounded_send(ClientEnvelope::new(msg));
             }
         }
-        id
-    })
+        // the newest loader wins (it belongs to the component now on screen); on a
+        // topic already subscribed, it loads at once rather than at the next `subscribed`
+        let load_now = loader.is_some() && !new && r.outbox.is_some();
+        if let Some(loader) = loader {
+            r.synced.insert(topic.to_owned(), (loader, Resync::default()));
+        }
+        (id, load_now)
+    });
+    if load_now {
+        start_load(topic.to_owned());
+    }
+    id
 }
 
 pub(super) fn unsubscribe(id: u64) {

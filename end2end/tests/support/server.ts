@@ -49,7 +49,13 @@ export class Server {
     // LEPTOS_* would make the server take cargo-leptos's settings over its own
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LEPTOS_')));
     this.child = spawn(serverBinary, ['--port', String(this.port), '--data-dir', this.dataDir], {
-      env: { ...inherited, SWITCHBOARD_SITE_ROOT: siteRoot, SWITCHBOARD_LOG: 'info', ...this.env },
+      env: {
+        ...inherited,
+        SWITCHBOARD_SITE_ROOT: siteRoot,
+        SWITCHBOARD_PIPELINES_DIR: path.join(root, 'pipelines'),
+        SWITCHBOARD_LOG: 'info',
+        ...this.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d) => (this.log += d));

@@ -2,6 +2,7 @@
 //! returning its routes.
 
 pub mod error;
+pub mod guard;
 pub mod session;
 pub mod status;
 pub mod topics;
@@ -9,11 +10,13 @@ pub mod workflows;
 pub mod ws;
 
 use crate::AppState;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
-/// `/api/v1/...`: JSON in, JSON out, errors in one format.
-pub fn v1() -> Router<AppState> {
+/// `/api/v1/...`: JSON in, JSON out, errors in one format; every request identified
+/// and within its budget first (`guard`).
+pub fn v1(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))
@@ -28,16 +31,22 @@ pub fn v1() -> Router<AppState> {
         .route("/pipelines", get(workflows::pipelines))
         .route("/agents", get(workflows::agents))
         .fallback(error::not_found_fallback)
+        .layer(from_fn_with_state(state.clone(), guard::authenticated))
 }
 
-/// `/ws` and its aliases, `/metrics`, `/healthz`.
-pub fn doors() -> Router<AppState> {
-    Router::new()
+/// `/ws` and its aliases and `/login` (each checks its own credentials), `/metrics`
+/// (like the API), `/healthz` (open: it says only that the server is up).
+pub fn doors(state: &AppState) -> Router<AppState> {
+    let own_credentials = Router::new()
         .route("/ws", get(ws::root))
         .route("/ws/workflow/{id}", get(ws::workflow))
         .route("/ws/projects/{id}", get(ws::workflow))
         .route("/ws/agent/{name}", get(ws::agent))
         .route("/ws/coordinator", get(ws::coordinator))
+        .route("/login", get(session::login))
+        .layer(from_fn_with_state(state.clone(), guard::budget_only));
+    let metrics = Router::new()
         .route("/metrics", get(status::prometheus))
-        .route("/healthz", get(status::healthz))
+        .layer(from_fn_with_state(state.clone(), guard::authenticated));
+    Router::new().merge(own_credentials).merge(metrics).route("/healthz", get(status::healthz))
 }

@@ -1,8 +1,10 @@
 //! `POST /api/v1/publish` and `GET /api/v1/topics/{topic}/history`.
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::auth::Principal;
 use crate::AppState;
 use axum::extract::State;
+use axum::Extension;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -17,7 +19,15 @@ pub struct PublishBody {
     data: Box<RawValue>,
 }
 
-pub async fn publish(State(state): State<AppState>, ApiJson(body): ApiJson<PublishBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiJson(body): ApiJson<PublishBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    crate::hub::check_topic(&body.topic)?;
+    if !who.may_publish(&body.topic) {
+        return Err(ApiError::forbidden(format!("this token may not publish to {:?} (see its pub_topics)", body.topic)));
+    }
     let seq = state.hub.publish_raw(&body.topic, &body.event, &body.data)?;
     Ok(Json(serde_json::json!({ "topic": body.topic, "seq": seq })))
 }
@@ -36,9 +46,14 @@ pub struct HistoryQuery {
 /// WebSocket carries: the stored bytes are spliced in, not re-serialized.
 pub async fn history(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath(topic): ApiPath<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    crate::hub::check_topic(&topic)?;
+    if !who.may_subscribe(&topic) {
+        return Err(ApiError::forbidden(format!("this token may not read {topic:?} (see its sub_topics)")));
+    }
     let limit = q.limit.unwrap_or(HISTORY_DEFAULT_LIMIT).min(HISTORY_MAX_LIMIT);
     let page = state.hub.history(&topic, q.since, limit)?;
     let mut body = String::with_capacity(64 + page.events.iter().map(|e| e.frame.len() + 1).sum::<usize>());

@@ -2,13 +2,14 @@
 //! artifacts without ever reading outside a run's artifact folder.
 
 use super::error::{ApiError, ApiJson, ApiPath};
+use crate::auth::Principal;
 use crate::engine::EngineError;
 use crate::AppState;
 use app::protocol::{ControlAction, ErrorCode, AGENTS_TOPIC, COORDINATOR_TOPIC};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -26,24 +27,70 @@ pub struct StartBody {
     pipeline: Value,
 }
 
-pub async fn start(State(state): State<AppState>, ApiJson(body): ApiJson<StartBody>) -> Result<Response, ApiError> {
+/// A run's topic, which a principal must be allowed to read to see or touch the run.
+fn topic(id: &str) -> String {
+    format!("{}{id}", crate::hub::DURABLE_PREFIX)
+}
+
+/// May `who` see run `id`? (403 otherwise; a missing run is 404 later.)
+fn may_see(who: &Principal, id: &str) -> Result<(), ApiError> {
+    if who.may_subscribe(&topic(id)) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this token may not see workflow {id:?} (see its sub_topics)")))
+    }
+}
+
+/// May `who` act on run `id`: `control`, and may see it.
+fn may_act(who: &Principal, id: &str) -> Result<(), ApiError> {
+    if !who.may_control() {
+        return Err(ApiError::forbidden("this token may not act on workflows (its `control` is false)"));
+    }
+    may_see(who, id)
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<Response, ApiError> {
+    if !who.may_control() {
+        return Err(ApiError::forbidden("this token may not start workflows (its `control` is false)"));
+    }
     let snapshot = state.engine.submit(body.pipeline)?;
     Ok((StatusCode::CREATED, Json(snapshot)).into_response())
 }
 
 /// Every run, with the `seq` and `epoch` of `coordinator` at that instant (taken
 /// first: a summary published after it is above `seq`, so nothing falls in between).
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Only the runs the principal may see are listed.
+pub async fn list(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
     let (seq, epoch) = state.hub.position(COORDINATOR_TOPIC)?;
-    Ok(Json(json!({ "workflows": state.engine.list(), "seq": seq, "epoch": epoch })))
+    let runs: Vec<Value> = state
+        .engine
+        .list()
+        .into_iter()
+        .filter(|r| r["id"].as_str().is_some_and(|id| who.may_subscribe(&topic(id))))
+        .collect();
+    Ok(Json(json!({ "workflows": runs, "seq": seq, "epoch": epoch })))
 }
 
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    may_see(&who, &id)?;
     Ok(Json(state.engine.snapshot(&id)?))
 }
 
 /// `POST /workflows/{id}/{pause|resume|cancel|confirm}`
-pub async fn act(State(state): State<AppState>, ApiPath((id, action)): ApiPath<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn act(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    may_act(&who, &id)?;
     let engine = &state.engine;
     match action.as_str() {
         "pause" => engine.control(&id, ControlAction::Pause)?,
@@ -59,8 +106,10 @@ pub async fn act(State(state): State<AppState>, ApiPath((id, action)): ApiPath<(
 
 pub async fn restart(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath((id, stage)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    may_act(&who, &id)?;
     state.engine.restart_stage(&id, &stage)?;
     Ok(Json(state.engine.snapshot(&id)?))
 }
@@ -75,13 +124,17 @@ pub struct ChatBody {
 
 pub async fn chat(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Json<Value>, ApiError> {
+    may_act(&who, &id)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::new(ErrorCode::BadRequest, "text: must not be empty"));
     }
-    state.engine.chat(&id, body.from.as_deref().unwrap_or("api"), &body.text)?;
+    // with auth on, a message is from its token's subject, whatever it claims
+    let from = if state.auth.is_on() { who.sub.to_string() } else { body.from.unwrap_or_else(|| "api".into()) };
+    state.engine.chat(&id, &from, &body.text)?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -114,9 +167,11 @@ fn bad_name(raw_path: &str, name: &str) -> Option<&'static str> {
 /// `GET /workflows/{id}/artifacts/{*name}`: the file, with its content type.
 pub async fn artifact(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath((id, name)): ApiPath<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    may_see(&who, &id)?;
     if let Some(why) = bad_name(req.uri().path(), &name) {
         return Err(ApiError::new(ErrorCode::BadRequest, why));
     }

@@ -4,9 +4,12 @@
 use crate::hub::connection::{self, ConnectParams};
 use crate::AppState;
 use app::protocol::{ErrorCode, ErrorMessage, TopicKind, COORDINATOR_TOPIC};
-use axum::extract::ws::WebSocketUpgrade;
+use super::error::ApiError;
+use crate::auth::AuthError;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 /// Bytes read from the socket at a time. axum's default (128 KiB, allocated per
@@ -20,26 +23,52 @@ type QueryResult = Result<Query<WsQuery>, axum::extract::rejection::QueryRejecti
 
 #[derive(Debug, Default, Deserialize)]
 pub struct WsQuery {
-    #[allow(dead_code)] // checked once auth lands (PROTOCOL.md section 7)
     token: Option<String>,
     session_id: Option<String>,
     user_id: Option<String>,
 }
 
-pub async fn root(state: State<AppState>, q: QueryResult, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, ws, None)
+pub async fn root(state: State<AppState>, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    upgrade(state, q, headers, ws, None)
 }
 
-pub async fn workflow(state: State<AppState>, Path(id): Path<String>, q: QueryResult, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, ws, Some(Alias::Id(TopicKind::Workflow, id)))
+pub async fn workflow(
+    state: State<AppState>,
+    Path(id): Path<String>,
+    q: QueryResult,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(state, q, headers, ws, Some(Alias::Id(TopicKind::Workflow, id)))
 }
 
-pub async fn agent(state: State<AppState>, Path(name): Path<String>, q: QueryResult, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, ws, Some(Alias::Id(TopicKind::Agent, name)))
+pub async fn agent(
+    state: State<AppState>,
+    Path(name): Path<String>,
+    q: QueryResult,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(state, q, headers, ws, Some(Alias::Id(TopicKind::Agent, name)))
 }
 
-pub async fn coordinator(state: State<AppState>, q: QueryResult, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, ws, Some(Alias::Coordinator))
+pub async fn coordinator(state: State<AppState>, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    upgrade(state, q, headers, ws, Some(Alias::Coordinator))
+}
+
+/// Longest close reason a close frame carries (the protocol's limit is 123 bytes).
+const CLOSE_REASON_MAX: usize = 120;
+
+/// Accepts the upgrade only to say why not: close 1008 right away (PROTOCOL.md
+/// section 7), so a client knows it was refused rather than cut off.
+fn refuse(ws: WebSocketUpgrade, hub: &crate::hub::Hub, why: String) -> Response {
+    hub.counters().closed(1008);
+    let reason = format!("unauthorized: {why}");
+    let reason = app::protocol::truncate_at_char(&reason, CLOSE_REASON_MAX).to_owned();
+    ws.on_upgrade(move |mut socket| async move {
+        let frame = CloseFrame { code: 1008, reason: reason.into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    })
 }
 
 pub enum Alias {
@@ -57,9 +86,38 @@ fn add_topic(params: &mut ConnectParams, kind: TopicKind, id: &str) {
     }
 }
 
-fn upgrade(State(state): State<AppState>, q: QueryResult, ws: WebSocketUpgrade, alias: Option<Alias>) -> Response {
+fn upgrade(
+    State(state): State<AppState>,
+    q: QueryResult,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+    alias: Option<Alias>,
+) -> Response {
+    // a page of another site must not open this socket with this browser's cookie
+    if !state.origins.allows(&headers) {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("?");
+        return ApiError::new(ErrorCode::Forbidden, format!("origin {origin:?} may not open the WebSocket (SWITCHBOARD_ALLOWED_ORIGINS)"))
+            .into_response();
+    }
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let mut params = ConnectParams { user_id: q.user_id.clone(), session_id: q.session_id.clone(), ..Default::default() };
+    let principal = match state.auth.principal(&headers, q.token.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            let why = match e {
+                AuthError::Invalid(t) => t.to_string(),
+                _ => "no access token".to_owned(),
+            };
+            return refuse(ws, &state.hub, why);
+        }
+    };
+    let mut params = ConnectParams {
+        principal,
+        user_id: q.user_id.clone(),
+        session_id: q.session_id.clone(),
+        auto_topics: Vec::new(),
+        errors: Vec::new(),
+        workflow_id: None,
+    };
     match alias {
         Some(Alias::Id(kind, id)) => {
             add_topic(&mut params, kind, &id);

@@ -24,8 +24,10 @@ const WRITE_BATCH: usize = 64;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the upgrade request asked for, already checked.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectParams {
+    /// Who connected (checked at the upgrade), and what they may do.
+    pub principal: crate::auth::Principal,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     /// Topics to subscribe before anything else (aliases, `session_id`, `user_id`).
@@ -42,7 +44,7 @@ pub struct ConnectParams {
 /// connection's memory is mostly these futures.
 pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::future::Future<Output = ()> + Send {
     let (outbox, rx) = Outbox::new(hub.config().outbound_queue, hub.shutdown_token());
-    let conn = hub.connect(outbox, params.user_id.clone(), params.session_id.clone());
+    let conn = hub.connect(outbox, params.principal.clone(), params.user_id.clone(), params.session_id.clone());
     let span = tracing::info_span!("ws", client = %conn.client_id);
     let _entered = span.enter();
     tracing::debug!("connected");
@@ -75,6 +77,10 @@ fn greet(hub: &Hub, conn: &ConnectionInfo, params: &ConnectParams) {
     });
     let _ = conn.outbox.push_frame(hello.to_json());
     for topic in &params.auto_topics {
+        if !conn.principal.may_subscribe(topic) {
+            reply_error(hub, conn, forbidden_topic(topic));
+            continue;
+        }
         if let Err(e) = hub.subscribe(conn, topic, None, None, None) {
             reply_error(hub, conn, ErrorMessage::new(e.code(), e.to_string()));
         }
@@ -82,6 +88,10 @@ fn greet(hub: &Hub, conn: &ConnectionInfo, params: &ConnectParams) {
     for err in &params.errors {
         reply_error(hub, conn, err.clone());
     }
+}
+
+fn forbidden_topic(topic: &str) -> ErrorMessage {
+    ErrorMessage::new(ErrorCode::Forbidden, format!("this token may not subscribe to {topic:?} (see its sub_topics)"))
 }
 
 fn reply(conn: &ConnectionInfo, msg: ServerMessage) {
@@ -103,9 +113,18 @@ fn error_for(code: ErrorCode, message: String, env: &ClientEnvelope) -> ErrorMes
 
 async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, conn: &Arc<ConnectionInfo>, workflow: Option<&str>) {
     let mut limits = ConnectionLimits::new(hub.config());
+    // the connection lasts as long as its token
+    let expiry = conn.principal.expires_at_ms.map(|at| {
+        let left = (at - now_ms()).max(0) as u64;
+        tokio::time::Instant::now() + Duration::from_millis(left)
+    });
     loop {
         let next = tokio::select! {
             _ = conn.outbox.closing().cancelled() => return,
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
+                tracing::info!("closing: the access token expired");
+                return conn.outbox.close(CloseReason::Policy("token expired"));
+            }
             next = stream.next() => next,
         };
         let msg = match next {
@@ -188,8 +207,13 @@ fn handle_text(hub: &Hub, conn: &ConnectionInfo, limits: &mut ConnectionLimits, 
 fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Option<&str>) -> Result<(), ErrorMessage> {
     let hub_err = |e: HubError| error_for(e.code(), e.to_string(), env);
     let id = env.id.clone();
+    let forbid = |message: String| error_for(ErrorCode::Forbidden, message, env);
     match &env.msg {
         ClientMessage::Subscribe { topic, since, epoch } => {
+            super::check_topic(topic).map_err(hub_err)?;
+            if !conn.principal.may_subscribe(topic) {
+                return Err(error_for(ErrorCode::Forbidden, forbidden_topic(topic).message, env));
+            }
             hub.subscribe(conn, topic, *since, epoch.as_deref(), id).map_err(hub_err)?;
         }
         ClientMessage::Unsubscribe { topic } => {
@@ -201,6 +225,10 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
             reply(conn, ServerMessage::Pong(Pong { ts: ts.clone(), server_ts: now_ms(), id }));
         }
         ClientMessage::Publish { topic, event, data } => {
+            super::check_topic(topic).map_err(hub_err)?;
+            if !conn.principal.may_publish(topic) {
+                return Err(forbid(format!("this token may not publish to {topic:?} (see its pub_topics)")));
+            }
             let raw = serde_json::value::to_raw_value(data)
                 .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
             let seq = hub.publish_raw(topic, event, &raw).map_err(hub_err)?;
@@ -213,13 +241,23 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
         | ClientMessage::Confirm { workflow_id }
         | ClientMessage::Command { workflow_id, .. }
         | ClientMessage::Chat { workflow_id, .. } => {
+            if !conn.principal.may_control() {
+                return Err(forbid("this token may not act on workflows (its `control` is false)".into()));
+            }
             let Some(workflow_id) = workflow_id.as_deref().or(workflow) else {
                 return Err(error_for(ErrorCode::BadRequest, "`workflow_id` is required".into(), env));
             };
+            if !conn.principal.may_subscribe(&format!("{}{workflow_id}", super::DURABLE_PREFIX)) {
+                return Err(forbid(format!("this token may not see workflow {workflow_id:?}, so it may not act on it")));
+            }
             let Some(actions) = hub.actions() else {
                 return Err(error_for(ErrorCode::NotFound, format!("no workflow {workflow_id:?}"), env));
             };
-            let from = conn.user_id.clone().unwrap_or_else(|| conn.client_id.clone());
+            // with auth on, a message is from its token's subject
+            let from = match &conn.principal.claims {
+                Some(_) => conn.principal.sub.to_string(),
+                None => conn.user_id.clone().unwrap_or_else(|| conn.client_id.clone()),
+            };
             let done = match &env.msg {
                 ClientMessage::Control { action, .. } => actions.control(workflow_id, *action),
                 ClientMessage::Confirm { .. } => actions.confirm(workflow_id),

@@ -117,6 +117,8 @@ pub trait WorkflowActions: Send + Sync {
 /// One open WebSocket, as `GET /api/v1/stats` shows it.
 pub struct ConnectionInfo {
     pub id: u64,
+    /// Who connected, and what they may do.
+    pub principal: crate::auth::Principal,
     pub client_id: String,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
@@ -349,10 +351,17 @@ impl Hub {
     }
 
     /// Registers a new connection with its outbox.
-    pub fn connect(&self, outbox: Outbox, user_id: Option<String>, session_id: Option<String>) -> Arc<ConnectionInfo> {
+    pub fn connect(
+        &self,
+        outbox: Outbox,
+        principal: crate::auth::Principal,
+        user_id: Option<String>,
+        session_id: Option<String>,
+    ) -> Arc<ConnectionInfo> {
         let id = self.inner.next_conn_id.fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ConnectionInfo {
             id,
+            principal,
             client_id: format!("c{id}-{:06x}", rand::random::<u32>() & 0xff_ffff),
             user_id,
             session_id,

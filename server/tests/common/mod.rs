@@ -54,9 +54,46 @@ pub async fn start_server() -> TestServer {
     start_server_with(|_| {}).await
 }
 
+/// The signing secret of the servers started with auth on.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
 /// Starts the real server on 127.0.0.1:0 with the defaults, changed by `tweak`.
 pub async fn start_server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    start_in(tempdir::TempDir::new(), tweak).await
+}
+
+/// The same, with auth on: the secret in a file, as a deployment would have it.
+pub async fn start_secure_server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempdir::TempDir::new();
+    let secret = data.path().join("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("write the secret");
+    start_in(data, move |c| {
+        c.auth_secret_file = Some(secret);
+        tweak(c);
+    })
+    .await
+}
+
+/// A token signed with `secret` (HS256), valid for `ttl_s` seconds (negative: expired).
+pub fn token_with(secret: &str, sub: &str, sub_topics: &[&str], pub_topics: &[&str], control: bool, ttl_s: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = server::auth::Claims {
+        sub: sub.into(),
+        exp: (now + ttl_s).max(0) as u64,
+        iat: None,
+        sub_topics: sub_topics.iter().map(|s| s.to_string()).collect(),
+        pub_topics: pub_topics.iter().map(|s| s.to_string()).collect(),
+        control,
+    };
+    server::auth::keys::Keys::new(secret.as_bytes()).unwrap().mint(&claims).unwrap()
+}
+
+/// A token of the test servers' secret, valid for an hour.
+pub fn token(sub: &str, sub_topics: &[&str], pub_topics: &[&str], control: bool) -> String {
+    token_with(SECRET, sub, sub_topics, pub_topics, control, 3600)
+}
+
+async fn start_in(data: tempdir::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config::for_tests(data.path().to_path_buf());
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
@@ -196,6 +233,8 @@ pub fn http() -> reqwest::Client {
 pub struct Binary {
     pub child: std::process::Child,
     pub addr: String,
+    /// Every line it has written on stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Binary {
@@ -205,27 +244,50 @@ impl Drop for Binary {
     }
 }
 
+impl Binary {
+    /// The first logged line containing `needle`, waiting up to 10 s for it.
+    pub fn log_line(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "the server never logged {needle:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Starts the binary on a free port with its data in `data`, and reads the address it logs.
 pub fn start_binary(data: &std::path::Path, args: &[&str]) -> Binary {
+    start_binary_env(data, args, &[])
+}
+
+/// The same, with extra environment variables.
+pub fn start_binary_env(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["--port", "0", "--log", "info"])
         .args(args)
         .arg("--data-dir")
         .arg(data)
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn switchboard");
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
             }
+            lines.lock().unwrap().push(line);
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(20)).expect("the server logs its address");
-    Binary { child, addr }
+    Binary { child, addr, log }
 }

@@ -1,0 +1,133 @@
+//! The command line: `switchboard` serves (with the flags of `Config`), and
+//! `switchboard token create` mints an access token with the same signing secret.
+
+use crate::auth::Claims;
+use crate::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about = "Switchboard: a real-time control room for long-running jobs")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Access tokens (JWT, HS256) signed with the server's secret.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Prints a new token on stdout.
+    Create(CreateToken),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateToken {
+    /// Who the token is for (its `sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Topics it may subscribe to: comma-separated globs (`workflow:*,metrics`).
+    #[arg(long, value_delimiter = ',')]
+    pub sub_topics: Vec<String>,
+    /// Topics it may publish to: comma-separated globs.
+    #[arg(long, value_delimiter = ',')]
+    pub pub_topics: Vec<String>,
+    /// It may pause, resume, cancel, confirm, restart stages and chat.
+    #[arg(long)]
+    pub control: bool,
+    /// How long it lasts (`90s`, `15m`, `1h`, `30d`).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// The signing secret, as the server reads it (SWITCHBOARD_AUTH_SECRET or this file).
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no signing secret: set SWITCHBOARD_AUTH_SECRET or SWITCHBOARD_AUTH_SECRET_FILE (--auth-secret-file), as for the server")]
+    NoSecret,
+    #[error("--sub must not be empty")]
+    EmptySub,
+    #[error("invalid --{flag} pattern {pattern:?}: topics use only a-z, 0-9, '_', '.', ':', '-' (and the wildcards '*' and '?')")]
+    BadPattern { flag: &'static str, pattern: String },
+    #[error("--ttl {0:?} is too long: at most 366 days")]
+    TtlTooLong(String),
+    #[error(transparent)]
+    Token(#[from] crate::auth::keys::TokenError),
+}
+
+fn check_patterns(flag: &'static str, patterns: &[String]) -> Result<(), CliError> {
+    let ok = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | ':' | '-' | '*' | '?'));
+    match patterns.iter().find(|p| !ok(p)) {
+        Some(p) => Err(CliError::BadPattern { flag, pattern: p.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// The token `switchboard token create` prints, and when it expires.
+pub fn create_token(args: &CreateToken, config: &Config) -> Result<(String, u64), CliError> {
+    if args.sub.trim().is_empty() {
+        return Err(CliError::EmptySub);
+    }
+    check_patterns("sub-topics", &args.sub_topics)?;
+    check_patterns("pub-topics", &args.pub_topics)?;
+    if args.ttl > Duration::from_secs(366 * 24 * 3600) {
+        return Err(CliError::TtlTooLong(humantime::format_duration(args.ttl).to_string()));
+    }
+    let mut config = config.clone();
+    if args.auth_secret_file.is_some() {
+        config.auth_secret_file = args.auth_secret_file.clone();
+    }
+    let secret = config.auth_secret()?.ok_or(CliError::NoSecret)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let claims = Claims {
+        sub: args.sub.clone(),
+        exp: now + args.ttl.as_secs().max(1),
+        iat: Some(now),
+        sub_topics: args.sub_topics.clone(),
+        pub_topics: args.pub_topics.clone(),
+        control: args.control,
+    };
+    let token = crate::auth::keys::Keys::new(&secret)?.mint(&claims)?;
+    Ok((token, claims.exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_verb_parses_and_checks_its_flags() {
+        let cli = Cli::try_parse_from([
+            "switchboard", "token", "create", "--sub", "alice", "--sub-topics", "workflow:*,metrics", "--ttl", "1h",
+        ])
+        .unwrap();
+        let Some(Command::Token { action: TokenAction::Create(args) }) = cli.command else { panic!("token create") };
+        assert_eq!(args.sub_topics, ["workflow:*", "metrics"]);
+        assert_eq!(args.ttl, Duration::from_secs(3600));
+        assert!(!args.control);
+        assert!(check_patterns("sub-topics", &["Workflow:*".into()]).unwrap_err().to_string().contains("Workflow:*"));
+        let err = Cli::try_parse_from(["switchboard", "token", "create", "--sub", "a", "--ttl", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn serving_flags_still_parse_without_a_verb() {
+        let cli = Cli::try_parse_from(["switchboard", "--port", "0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.port, 0);
+    }
+}
