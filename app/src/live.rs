@@ -70,7 +70,7 @@ pub fn provide_live() -> Live {
     });
     use_connection().subscribe_synced(COORDINATOR_TOPIC, load, move |ev| match ev.event.as_str() {
         names::WORKFLOW_STATUS => {
-            let Ok(status) = serde_json::from_value::<WorkflowStatus>(ev.data.clone()) else { return };
+            let Ok(status) = ev.payload::<WorkflowStatus>() else { return };
             let mut change = None;
             live.runs.update(|l| change = l.apply(&status));
             let Some(t) = change else { return };
@@ -83,7 +83,7 @@ pub fn provide_live() -> Live {
             });
         }
         names::COORDINATOR_METRICS => {
-            if let Ok(m) = serde_json::from_value::<CoordinatorMetrics>(ev.data.clone()) {
+            if let Ok(m) = ev.payload::<CoordinatorMetrics>() {
                 live.coordinator.set(Some(m));
             }
         }

@@ -80,3 +80,21 @@ test('the render demo fills the gallery, and a frame opens large', async ({ page
   await page.keyboard.press('Escape');
   await expect(box).toHaveCount(0);
 });
+
+test('a run page is usable at 375 px and by keyboard', async ({ page }) => {
+  await page.setViewportSize({ width: 375, height: 800 });
+  await openConnected(page, server.url);
+  await page.getByTestId('pipeline-select').selectOption('training-demo');
+  await page.getByTestId('start').click();
+  await page.getByTestId('toast').getByRole('link', { name: /Started training-demo/ }).click();
+  await expect(runState(page)).toHaveText('waiting confirmation', { timeout: 30_000 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow, 'nothing wider than the screen').toBeLessThanOrEqual(0);
+  // progress is announced to screen readers
+  await expect(page.getByTestId('announce')).toContainText('training-demo waiting confirmation');
+  // the gate, by keyboard alone
+  await page.getByTestId('confirm').focus();
+  await page.keyboard.press('Enter');
+  await expect(runState(page)).toHaveText('completed');
+  await page.screenshot({ path: 'test-results/screenshots/workflow-375.png', fullPage: true });
+});

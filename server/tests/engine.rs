@@ -436,8 +436,9 @@ async fn http_bodies_are_the_shared_types_and_runs_notify() {
     assert_eq!(agents.coordinator.total_workflows, 1);
     let history: HistoryPage = get(&format!("/api/v1/topics/workflow:{id}/history")).await.unwrap().json().await.unwrap();
     let waiting = history.events.iter().find(|e| e.event == "notification").expect("a notification at the gate");
-    assert_eq!(waiting.data["priority"], "high");
-    assert!(waiting.data["title"].as_str().unwrap().contains("waiting"));
+    let waiting: app::protocol::Notification = waiting.payload().unwrap();
+    assert_eq!(waiting.priority, "high");
+    assert!(waiting.title.contains("waiting"));
     assert_eq!(post(&server, &format!("/api/v1/workflows/{id}/confirm")).await.status(), 200);
     let events = watch(&server, &id, |ev| ev["event"] == "notification" && ev["data"]["title"] == "typed completed").await;
     let done = of(&events, "notification").into_iter().find(|n| n["title"] == "typed completed");

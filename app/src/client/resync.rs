@@ -65,7 +65,7 @@ mod tests {
     use super::*;
 
     fn ev(seq: u64) -> EventMessage {
-        EventMessage { topic: "t".into(), seq, ts: 0, event: "e".into(), data: serde_json::Value::Null }
+        EventMessage { topic: "t".into(), seq, ts: 0, event: "e".into(), data: serde_json::value::to_raw_value(&()).unwrap() }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One agent: its status, health, counters, capabilities and current task.
 
 use super::badge::{state_name, StateBadge};
+use crate::model::number::fixed;
 use crate::model::workflow::human_duration;
 use crate::protocol::AgentStatus;
 use leptos::prelude::*;
@@ -29,7 +30,7 @@ pub fn AgentCard(agent: Signal<Option<AgentStatus>>) -> impl IntoView {
             <dl class="figures">
                 <dt>"Current task"</dt><dd>{task}</dd>
                 <dt>"Stages run"</dt><dd data-testid="agent-messages">{get(|a| a.metrics.message_count.to_string())}</dd>
-                <dt>"Errors"</dt><dd>{get(|a| format!("{} ({:.0}%)", a.metrics.error_count, a.metrics.error_rate * 100.0))}</dd>
+                <dt>"Errors"</dt><dd>{get(|a| format!("{} ({}%)", a.metrics.error_count, fixed(a.metrics.error_rate * 100.0, 0)))}</dd>
                 <dt>"Average stage"</dt><dd>{get(|a| human_duration(a.metrics.avg_execution_time))}</dd>
                 <dt>"Capabilities"</dt><dd>{get(|a| a.capabilities.join(", "))}</dd>
             </dl>

@@ -2,6 +2,7 @@
 //! click (or Enter) to view one large, arrows to the next, Escape to close; files and
 //! exports as download links.
 
+use crate::model::number::fixed;
 use crate::model::workflow::WorkflowModel;
 use crate::protocol::{Artifact, ArtifactKind};
 use leptos::html;
@@ -10,8 +11,8 @@ use leptos::prelude::*;
 fn size(bytes: u64) -> String {
     match bytes {
         0..=1023 => format!("{bytes} B"),
-        1024..=1_048_575 => format!("{:.1} KiB", bytes as f64 / 1024.0),
-        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+        1024..=1_048_575 => format!("{} KiB", fixed(bytes as f64 / 1024.0, 1)),
+        _ => format!("{} MiB", fixed(bytes as f64 / 1_048_576.0, 1)),
     }
 }
 

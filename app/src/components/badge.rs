@@ -1,6 +1,7 @@
 //! A run's or a stage's state as a coloured badge, and its progress as a bar with its
 //! percentage (both readable without colour).
 
+use crate::model::number::fixed;
 use leptos::prelude::*;
 use serde::Serialize;
 
@@ -25,10 +26,10 @@ pub fn StateBadge(#[prop(into)] state: Signal<String>) -> impl IntoView {
 
 #[component]
 pub fn ProgressBar(#[prop(into)] value: Signal<f64>, #[prop(into)] label: String) -> impl IntoView {
-    let pct = move || format!("{:.0}%", (value.get() * 100.0).clamp(0.0, 100.0));
+    let pct = move || format!("{}%", fixed((value.get() * 100.0).clamp(0.0, 100.0), 0));
     view! {
         <span class="progress">
-            <progress max="1" value=move || value.get().clamp(0.0, 1.0) aria-label=label></progress>
+            <progress max="1" value=move || fixed(value.get().clamp(0.0, 1.0), 3) aria-label=label></progress>
             <span class="progress-pct" data-testid="progress-pct">{pct}</span>
         </span>
     }

@@ -4,6 +4,7 @@
 
 use crate::client::{use_connection, ConnectionState};
 use crate::live::use_live;
+use crate::model::number::fixed;
 use leptos::prelude::*;
 
 #[component]
@@ -15,12 +16,12 @@ pub fn ConnectionIndicator() -> impl IntoView {
         (conn.state.get() == ConnectionState::Connected)
             .then(|| conn.rtt_ms.get())
             .flatten()
-            .map(|ms| format!("{ms:.0} ms"))
+            .map(|ms| format!("{} ms", fixed(ms, 0)))
     };
     let retry_in = move || {
         let at = conn.retry_at.get()?;
         let s = ((at - live.now_ms.get()) / 1000.0).ceil().max(0.0);
-        Some(format!("retry in {s:.0} s"))
+        Some(format!("retry in {} s", fixed(s, 0)))
     };
     let queued = move || {
         let n = conn.queued.get();

@@ -2,17 +2,19 @@
 //! live; a legend that shows or hides each series (the axis follows what is shown),
 //! the values under the pointer, and the same numbers as a table for screen readers.
 
+use crate::model::number::{compact, fixed};
 use crate::model::chart::{nearest, polyline, tick_label, ticks, Bounds, Frame, SERIES_COLOURS};
 use crate::model::workflow::{Series, WorkflowModel};
 use leptos::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 fn fmt(v: f64) -> String {
-    if v.abs() >= 1000.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_owned()
-    }
+    compact(v, if v.abs() >= 1000.0 { 0 } else { 4 })
+}
+
+/// An SVG coordinate.
+fn px(v: f64) -> String {
+    fixed(v, 1)
 }
 
 #[component]
@@ -57,13 +59,13 @@ pub fn MetricChart(model: Memo<Option<WorkflowModel>>) -> impl IntoView {
         let y_lines = yt.into_iter().map(move |v| {
             let y = b.y_to_px(&frame, v);
             view! {
-                <line class="grid" x1=frame.left x2=frame.width - frame.right y1=y y2=y/>
-                <text class="tick" x=frame.left - 6.0 y=y + 4.0 text-anchor="end">{tick_label(v, ystep)}</text>
+                <line class="grid" x1=px(frame.left) x2=px(frame.width - frame.right) y1=px(y) y2=px(y)/>
+                <text class="tick" x=px(frame.left - 6.0) y=px(y + 4.0) text-anchor="end">{tick_label(v, ystep)}</text>
             }
         });
         let x_labels = xt.into_iter().map(move |v| {
             let x = b.x_to_px(&frame, v);
-            view! { <text class="tick" x=x y=frame.height - 8.0 text-anchor="middle">{tick_label(v, xstep)}</text> }
+            view! { <text class="tick" x=px(x) y=px(frame.height - 8.0) text-anchor="middle">{tick_label(v, xstep)}</text> }
         });
         Some(view! { {y_lines.collect_view()} {x_labels.collect_view()} })
     };
@@ -85,14 +87,14 @@ pub fn MetricChart(model: Memo<Option<WorkflowModel>>) -> impl IntoView {
             shown.get().into_iter().filter_map(|(c, name, pts)| nearest(&pts, x).map(|p| (c, name, p))).collect();
         let step = points.first()?.2 .0;
         let cx = b.x_to_px(&frame, step);
-        let dots = points.iter().map(|(c, _, (px, py))| {
-            view! { <circle class=format!("dot c{c}") cx=b.x_to_px(&frame, *px) cy=b.y_to_px(&frame, *py) r="4"/> }
+        let dots = points.iter().map(|(c, _, (x, y))| {
+            view! { <circle class=format!("dot c{c}") cx=px(b.x_to_px(&frame, *x)) cy=px(b.y_to_px(&frame, *y)) r="4"/> }
         });
         let label = points.iter().map(|(_, n, (_, v))| format!("{n} {}", fmt(*v))).collect::<Vec<_>>().join(" · ");
         Some(view! {
-            <line class="cursor" x1=cx x2=cx y1=frame.top y2=frame.height - frame.bottom/>
+            <line class="cursor" x1=px(cx) x2=px(cx) y1=px(frame.top) y2=px(frame.height - frame.bottom)/>
             {dots.collect_view()}
-            <text class="hover-label" data-testid="chart-hover" x=frame.left + 4.0 y=frame.top + 12.0>{format!("step {} · {label}", fmt(step))}</text>
+            <text class="hover-label" data-testid="chart-hover" x=px(frame.left + 4.0) y=px(frame.top + 12.0)>{format!("step {} · {label}", fmt(step))}</text>
         })
     };
     let legend = move || {
@@ -140,7 +142,7 @@ pub fn MetricChart(model: Memo<Option<WorkflowModel>>) -> impl IntoView {
                 <p class="muted">"No metrics yet: a stage reports them with " <code>"::metric name=value step=N"</code> "."</p>
             }>
                 <div class="legend-row" role="group" aria-label="Series">{legend}</div>
-                <svg viewBox=format!("0 0 {} {}", frame.width, frame.height) class="chart-svg" role="img"
+                <svg viewBox=format!("0 0 {} {}", px(frame.width), px(frame.height)) class="chart-svg" role="img"
                     aria-label="Metric values by step" on:mousemove=on_move on:mouseleave=move |_| hover.set(None)>
                     {axes}
                     {lines}

@@ -5,6 +5,7 @@
 use super::connection_indicator::ConnectionIndicator;
 use super::sparkline::Sparkline;
 use crate::client::use_connection;
+use crate::model::number::fixed;
 use crate::protocol::{MetricsSample, TimestampMs, METRICS_TOPIC};
 use leptos::prelude::*;
 use std::collections::VecDeque;
@@ -15,11 +16,11 @@ const WINDOW_MS: TimestampMs = 10 * 60 * 1000;
 const POINTS: usize = 300;
 
 fn gib(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / (1u64 << 30) as f64)
+    fixed(bytes as f64 / (1u64 << 30) as f64, 1)
 }
 
 fn pct(v: f64) -> String {
-    format!("{v:.1}%")
+    format!("{}%", fixed(v, 1))
 }
 
 #[derive(Clone, PartialEq)]
@@ -35,7 +36,7 @@ struct GpuView {
 pub fn MetricsBar() -> impl IntoView {
     let samples: RwSignal<VecDeque<(TimestampMs, MetricsSample)>> = RwSignal::new(VecDeque::new());
     use_connection().subscribe(METRICS_TOPIC, Some(0), move |ev| {
-        let Ok(sample) = serde_json::from_value::<MetricsSample>(ev.data.clone()) else { return };
+        let Ok(sample) = ev.payload::<MetricsSample>() else { return };
         samples.update(|s| {
             s.push_back((ev.ts, sample));
             while s.front().is_some_and(|(ts, _)| ev.ts - ts > WINDOW_MS) {
@@ -130,7 +131,7 @@ pub fn MetricsBar() -> impl IntoView {
                 {move || match task() {
                     Some(t) => view! {
                         <a class="metric-value" href=format!("/workflows/{}", t.id)>{t.name.clone()}</a>
-                        <progress max="1" value=t.progress aria-label=format!("{} progress", t.name)></progress>
+                        <progress max="1" value=fixed(t.progress, 3) aria-label=format!("{} progress", t.name)></progress>
                     }
                     .into_any(),
                     None => view! { <span class="metric-value muted">"idle"</span> }.into_any(),

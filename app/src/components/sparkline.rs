@@ -1,6 +1,7 @@
 //! A sparkline: the last values of one figure as an inline SVG polyline, right-aligned
 //! in a window of `capacity` points so it grows from the right as samples arrive.
 
+use crate::model::number::fixed;
 use leptos::prelude::*;
 
 /// The polyline's `points` for `values` scaled to `0..max`, in a 100 x 20 box.
@@ -16,7 +17,7 @@ pub fn points(values: &[f64], capacity: usize, max: f64) -> String {
         .map(|(i, v)| {
             let x = (offset + i) as f64 * step;
             let y = 20.0 - (v / max.max(f64::MIN_POSITIVE)).clamp(0.0, 1.0) * 20.0;
-            format!("{x:.2},{y:.2}")
+            format!("{},{}", fixed(x, 2), fixed(y, 2))
         })
         .collect();
     if points.len() == 1 {

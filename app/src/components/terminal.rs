@@ -11,6 +11,8 @@ use leptos::prelude::*;
 
 /// Every line is this tall (the CSS says the same), so positions are arithmetic.
 pub const LINE_HEIGHT: f64 = 18.0;
+/// The same, in whole pixels, for the offsets written into styles.
+const LINE_PX: usize = 18;
 /// Lines drawn above and below the visible ones.
 const MARGIN: usize = 40;
 /// Viewport height assumed before it is measured.
@@ -163,8 +165,8 @@ pub fn TerminalView(terminal: Terminal, #[prop(into)] export_name: String) -> im
             <div class="term-viewport" node_ref=viewport on:scroll=on_scroll tabindex="0"
                 role="log" aria-live="off" aria-label="Terminal output" data-testid="terminal"
                 data-following=move || follow.get().to_string()>
-                <div class="term-spacer" style=move || format!("height:{}px", counts.get().0 as f64 * LINE_HEIGHT)>
-                    <div class="term-lines" style=move || format!("transform:translateY({}px)", window.with(|w| w.0) as f64 * LINE_HEIGHT)>
+                <div class="term-spacer" style=move || format!("height:{}px", counts.get().0 * LINE_PX)>
+                    <div class="term-lines" style=move || format!("transform:translateY({}px)", window.with(|w| w.0) * LINE_PX)>
                         <For each=move || window.get().1 key=|l| l.id children=line_view/>
                     </div>
                 </div>

@@ -2,6 +2,7 @@
 //! polylines, round tick values, and the point nearest the pointer. Plain Rust, tested
 //! on the host.
 
+use super::number::fixed;
 use super::workflow::Series;
 
 /// The plotting area inside the SVG's view box.
@@ -79,7 +80,7 @@ pub fn polyline(series: &Series, b: &Bounds, f: &Frame) -> String {
     series
         .iter()
         .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .map(|&(x, y)| format!("{:.1},{:.1}", b.x_to_px(f, x), b.y_to_px(f, y)))
+        .map(|&(x, y)| format!("{},{}", fixed(b.x_to_px(f, x), 1), fixed(b.y_to_px(f, y), 1)))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -110,8 +111,8 @@ pub fn ticks(min: f64, max: f64, count: usize) -> Vec<f64> {
 
 /// A tick's label: as few decimals as its step needs.
 pub fn tick_label(v: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().min(6.0) as usize };
-    format!("{v:.decimals$}")
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().min(6.0) as u32 };
+    fixed(v, decimals)
 }
 
 /// The point of `series` whose x is nearest to `x`.

@@ -93,7 +93,7 @@ impl TerminalBuffer {
     }
 
     pub fn set_filter(&mut self, filter: &str) {
-        self.filter = filter.trim().to_lowercase();
+        self.filter = filter.trim().to_ascii_lowercase();
         self.matches = if self.filter.is_empty() {
             VecDeque::new()
         } else {
@@ -151,8 +151,11 @@ impl TerminalBuffer {
     }
 }
 
+/// Case-insensitive for ASCII letters (`filter` is already lower-case): no Unicode
+/// case tables in the bundle for a search box.
 fn matches(text: &str, filter: &str) -> bool {
-    text.to_lowercase().contains(filter)
+    let (t, f) = (text.as_bytes(), filter.as_bytes());
+    f.is_empty() || t.windows(f.len()).any(|w| w.iter().zip(f).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
 /// The shown lines to draw for a viewport: those visible and `margin` more on each

@@ -80,9 +80,8 @@ impl WorkflowModel {
     }
 
     pub fn apply(&mut self, ev: &EventMessage) -> Applied {
-        let data = ev.data.clone();
         match ev.event.as_str() {
-            names::WORKFLOW_STATUS => match serde_json::from_value::<WorkflowStatus>(data) {
+            names::WORKFLOW_STATUS => match ev.payload::<WorkflowStatus>() {
                 Ok(s) => {
                     let from = self.state;
                     self.state = Some(s.state);
@@ -103,13 +102,13 @@ impl WorkflowModel {
                 Err(_) => Applied::Other,
             },
             names::STAGE_STATUS => {
-                if let Ok(s) = serde_json::from_value::<StageStatus>(data) {
+                if let Ok(s) = ev.payload::<StageStatus>() {
                     self.apply_stage(s);
                 }
                 Applied::Other
             }
             names::PROGRESS => {
-                if let Ok(p) = serde_json::from_value::<Progress>(data) {
+                if let Ok(p) = ev.payload::<Progress>() {
                     self.progress = p.progress;
                     self.eta_s = p.eta_s;
                     if let Some(m) = p.message {
@@ -124,12 +123,12 @@ impl WorkflowModel {
                 }
                 Applied::Other
             }
-            names::TERMINAL_OUTPUT => match serde_json::from_value::<TerminalOutput>(data) {
+            names::TERMINAL_OUTPUT => match ev.payload::<TerminalOutput>() {
                 Ok(t) => Applied::Terminal(t),
                 Err(_) => Applied::Other,
             },
             names::METRIC_SCALAR => {
-                if let Ok(m) = serde_json::from_value::<MetricScalar>(data) {
+                if let Ok(m) = ev.payload::<MetricScalar>() {
                     let series = self.metrics.entry(m.name).or_default();
                     let step = m.step.map_or(series.len() as f64, |s| s as f64);
                     series.push((step, m.value));
@@ -137,25 +136,25 @@ impl WorkflowModel {
                 Applied::Other
             }
             names::ARTIFACT => {
-                if let Ok(a) = serde_json::from_value::<Artifact>(data) {
+                if let Ok(a) = ev.payload::<Artifact>() {
                     self.artifacts.retain(|x| x.name != a.name);
                     self.artifacts.push(a);
                 }
                 Applied::Other
             }
             names::CHAT => {
-                if let Ok(c) = serde_json::from_value::<Chat>(data) {
+                if let Ok(c) = ev.payload::<Chat>() {
                     self.chat.push(c);
                 }
                 Applied::Other
             }
             names::LOG_LINE => {
-                if let Ok(l) = serde_json::from_value::<LogLine>(data) {
+                if let Ok(l) = ev.payload::<LogLine>() {
                     self.logs.push(l);
                 }
                 Applied::Other
             }
-            names::NOTIFICATION => match serde_json::from_value::<Notification>(data) {
+            names::NOTIFICATION => match ev.payload::<Notification>() {
                 Ok(n) => {
                     self.notifications.push(n.clone());
                     Applied::Notify(n)
@@ -218,6 +217,7 @@ mod tests {
     }
 
     fn ev(seq: u64, event: &str, data: serde_json::Value) -> EventMessage {
+        let data = serde_json::value::to_raw_value(&data).unwrap();
         EventMessage { topic: "workflow:w1".into(), seq, ts: 100 + seq as i64, event: event.into(), data }
     }
 

@@ -26,7 +26,7 @@ pub fn Agents() -> impl IntoView {
         if ev.event != names::AGENT_STATUS {
             return;
         }
-        let Ok(status) = serde_json::from_value::<AgentStatus>(ev.data.clone()) else { return };
+        let Ok(status) = ev.payload::<AgentStatus>() else { return };
         agents.update(|list| match list.iter_mut().find(|a| a.agent_name == status.agent_name) {
             Some(a) => *a = status,
             None => list.push(status),

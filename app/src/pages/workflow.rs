@@ -12,6 +12,7 @@ use crate::components::run_controls::RunControls;
 use crate::components::stage_list::StageList;
 use crate::components::terminal::{Terminal, TerminalView};
 use crate::live::use_live;
+use crate::model::number::fixed;
 use crate::model::workflow::{human_duration, Applied, WorkflowModel};
 use crate::protocol::{names, EventMessage, HistoryPage, LogLevel, TerminalOutput, TopicKind, WorkflowSnapshot};
 use leptos::prelude::*;
@@ -88,7 +89,7 @@ fn WorkflowPage(id: String) -> impl IntoView {
         use_connection().subscribe_synced(&topic, load, move |ev: &EventMessage| {
             // the hot path: terminal batches skip the model entirely
             if ev.event == names::TERMINAL_OUTPUT {
-                if let Ok(t) = serde_json::from_value::<TerminalOutput>(ev.data.clone()) {
+                if let Ok(t) = ev.payload::<TerminalOutput>() {
                     terminal.update(|b| b.push_output(&t.stage_id, t.stream, &t.output));
                 }
                 return;
@@ -129,7 +130,7 @@ fn WorkflowPage(id: String) -> impl IntoView {
             let m = m.as_ref()?;
             let stage = m.stage_index.and_then(|i| m.stages.get(i)).map(|s| format!(", stage {}", s.name)).unwrap_or_default();
             let tenth = (m.progress * 10.0).floor() * 10.0;
-            Some(format!("{} {}{stage}, {tenth:.0}%", m.name, state.get().replace('_', " ")))
+            Some(format!("{} {}{stage}, {}%", m.name, state.get().replace('_', " "), fixed(tenth, 0)))
         })
     });
     let can_act = Signal::derive(move || live.can_control.get());

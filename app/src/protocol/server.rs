@@ -25,11 +25,14 @@ struct VersionedRef<'a> {
     msg: &'a ServerMessage,
 }
 
+/// What every server frame starts with: read first, so the frame is then parsed once
+/// more straight into its own type (no buffering of the whole frame, which an
+/// internally tagged enum would need, and which `RawValue` data cannot go through).
 #[derive(Deserialize)]
-struct Versioned {
+struct Head<'a> {
     v: u8,
-    #[serde(flatten)]
-    msg: ServerMessage,
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
 }
 
 /// Why a server frame could not be read (client side).
@@ -39,6 +42,8 @@ pub enum ServerMessageError {
     Json(#[from] serde_json::Error),
     #[error("protocol version {0} is not supported (expected {PROTOCOL_VERSION})")]
     Version(u8),
+    #[error("unknown message type {0:?}")]
+    UnknownType(String),
 }
 
 impl ServerMessage {
@@ -52,11 +57,20 @@ impl ServerMessage {
 
     /// Reads one frame from the server.
     pub fn from_json(text: &str) -> Result<Self, ServerMessageError> {
-        let Versioned { v, msg } = serde_json::from_str(text)?;
-        if v != PROTOCOL_VERSION {
-            return Err(ServerMessageError::Version(v));
+        let head: Head = serde_json::from_str(text)?;
+        if head.v != PROTOCOL_VERSION {
+            return Err(ServerMessageError::Version(head.v));
         }
-        Ok(msg)
+        Ok(match head.kind.as_ref() {
+            "hello" => ServerMessage::Hello(serde_json::from_str(text)?),
+            "event" => ServerMessage::Event(serde_json::from_str(text)?),
+            "subscribed" => ServerMessage::Subscribed(serde_json::from_str(text)?),
+            "unsubscribed" => ServerMessage::Unsubscribed(serde_json::from_str(text)?),
+            "pong" => ServerMessage::Pong(serde_json::from_str(text)?),
+            "ack" => ServerMessage::Ack(serde_json::from_str(text)?),
+            "error" => ServerMessage::Error(serde_json::from_str(text)?),
+            other => return Err(ServerMessageError::UnknownType(other.to_owned())),
+        })
     }
 }
 
@@ -75,14 +89,29 @@ pub struct Hello {
     pub limits: Limits,
 }
 
-/// One published event, as every subscriber receives it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One published event, as every subscriber receives it. Its `data` stays the JSON
+/// text it arrived as, read into a type only by whoever needs it (`payload`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventMessage {
     pub topic: String,
     pub seq: u64,
     pub ts: TimestampMs,
     pub event: String,
-    pub data: Value,
+    pub data: Box<RawValue>,
+}
+
+impl PartialEq for EventMessage {
+    fn eq(&self, other: &Self) -> bool {
+        (self.seq, self.ts, &self.topic, &self.event, self.data.get())
+            == (other.seq, other.ts, &other.topic, &other.event, other.data.get())
+    }
+}
+
+impl EventMessage {
+    /// The event's data as `T`.
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.data.get())
+    }
 }
 
 /// The same frame as `ServerMessage::Event`, built from borrowed parts and already

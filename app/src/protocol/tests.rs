@@ -34,7 +34,7 @@ fn event_shape_and_frame_match() {
             seq: 7,
             ts: 5,
             event: "progress".into(),
-            data: data.clone(),
+            data: serde_json::value::to_raw_value(&data).unwrap(),
         }),
         json!({"v":1,"type":"event","topic":"workflow:1","seq":7,"ts":5,"event":"progress","data":data}),
     );
@@ -45,9 +45,12 @@ fn event_shape_and_frame_match() {
         seq: 7,
         ts: 5,
         event: "progress".into(),
-        data,
+        data: raw.clone(),
     });
-    assert_eq!(ServerMessage::from_json(&frame).unwrap(), via_enum);
+    let parsed = ServerMessage::from_json(&frame).unwrap();
+    assert_eq!(parsed, via_enum);
+    let ServerMessage::Event(ev) = parsed else { panic!("an event") };
+    assert_eq!(ev.payload::<Value>().unwrap(), data);
 }
 
 #[test]

@@ -80,6 +80,17 @@ export class Server {
     throw new Error(`server did not become healthy:\n${this.log}`);
   }
 
+  /** The first match of `pattern` in what the server has logged, waiting for it. */
+  async waitForLog(pattern: RegExp, timeout = 10_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const m = this.log.match(pattern);
+      if (m) return m;
+      if (Date.now() > deadline) throw new Error(`the server never logged ${pattern}:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Stops the process with `signal` and waits for it to exit. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
