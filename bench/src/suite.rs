@@ -61,8 +61,10 @@ async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow:
     let mut cmd = Command::new(bin);
     if full {
         // a producer streaming over one WebSocket gets a producer's budget (the default,
-        // 10,000 publish/s per connection, is below what max throughput needs)
+        // 10,000 publish/s per connection, is below what max throughput needs); the load
+        // comes from one address, on loopback, and starts inline pipelines
         cmd.args(["--port", &port.to_string(), "--log", "warn", "--publish-rate-per-s", "10000000"])
+            .args(["--auth", "off", "--inline-pipelines", "on", "--max-connections-per-ip", "1000000"])
             .args(extra)
             .arg("--data-dir")
             .arg(&data);

@@ -2,6 +2,7 @@
 // the server goes away and comes back.
 import { expect, test } from '@playwright/test';
 import { Server } from './support/server';
+import { signIn } from './support/page';
 
 let server: Server;
 
@@ -14,7 +15,7 @@ test.afterEach(async () => {
 });
 
 test('shows connected, then reconnecting while the server is down, then connected again', async ({ page }) => {
-  await page.goto(server.url);
+  await signIn(page, server);
   await expect(page.getByRole('link', { name: 'Dashboard' })).toBeVisible();
   const state = page.getByTestId('connection-state');
   // The server renders "connecting"; only the hydrated app, after `hello`, says "connected".
@@ -29,7 +30,7 @@ test('shows connected, then reconnecting while the server is down, then connecte
 });
 
 test('navigates between pages without reloading the connection', async ({ page }) => {
-  await page.goto(server.url);
+  await signIn(page, server);
   const state = page.getByTestId('connection-state');
   await expect(state).toHaveText('connected');
   await page.getByRole('link', { name: 'Agents' }).click();

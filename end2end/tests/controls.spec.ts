@@ -16,11 +16,11 @@ test.afterEach(async () => {
 });
 
 test('pause, resume and cancel from the page', async ({ page }) => {
-  const id = await startRun(server.url, {
+  const id = await startRun(server, {
     name: 'ticker',
     stages: [{ id: 'tick', run: 'i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done' }],
   });
-  await openConnected(page, `${server.url}/workflows/${id}`);
+  await openConnected(page, server, `/workflows/${id}`);
   await expect(runState(page)).toHaveText('running');
   await expect.poll(() => terminalCount(page)).toBeGreaterThan(3);
 
@@ -42,7 +42,7 @@ test('pause, resume and cancel from the page', async ({ page }) => {
 });
 
 test('a failing stage shows its error, and Retry reruns it', async ({ page }) => {
-  const id = await startRun(server.url, {
+  const id = await startRun(server, {
     name: 'flaky',
     stages: [
       { id: 'first', run: 'echo first ok' },
@@ -50,7 +50,7 @@ test('a failing stage shows its error, and Retry reruns it', async ({ page }) =>
       { id: 'last', run: 'echo after the retry' },
     ],
   });
-  await openConnected(page, `${server.url}/workflows/${id}`);
+  await openConnected(page, server, `/workflows/${id}`);
   await expect(runState(page)).toHaveText('failed');
   const flaky = stage(page, 'flaky');
   await expect(flaky.getByTestId('stage-error')).toHaveText('stage "flaky" exited with code 3');
@@ -64,15 +64,15 @@ test('a failing stage shows its error, and Retry reruns it', async ({ page }) =>
   await expect(stage(page, 'last').getByTestId('state')).toHaveText('completed');
   await expect(stage(page, 'first').getByTestId('state')).toHaveText('completed');
   await expect(page.getByTestId('terminal')).toContainText('after the retry');
-  await waitForState(server.url, id, 'completed');
+  await waitForState(server, id, 'completed');
 });
 
 test('chat reaches the run and a stage that reads it', async ({ page }) => {
-  const id = await startRun(server.url, {
+  const id = await startRun(server, {
     name: 'bot',
     stages: [{ id: 'bot', stdin: 'chat', run: 'read line; echo "heard $line"' }],
   });
-  await openConnected(page, `${server.url}/workflows/${id}`);
+  await openConnected(page, server, `/workflows/${id}`);
   await expect(runState(page)).toHaveText('running');
   await page.getByTestId('chat-input').fill('hello there');
   await page.getByTestId('chat-input').press('Enter');

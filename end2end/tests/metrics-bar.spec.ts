@@ -1,6 +1,7 @@
 // The metrics bar shows live machine figures with sparklines that grow.
 import { expect, test } from '@playwright/test';
 import { Server } from './support/server';
+import { signIn } from './support/page';
 
 let server: Server;
 
@@ -17,7 +18,7 @@ function pointCount(points: string | null): number {
 }
 
 test('CPU figure changes and its sparkline grows', async ({ page }) => {
-  await page.goto(server.url);
+  await signIn(page, server);
   await expect(page.getByTestId('connection-state')).toHaveText('connected');
   const cpu = page.getByTestId('cpu-value');
   await expect(cpu).toHaveText(/^\d+(\.\d)?%$/);
@@ -36,14 +37,14 @@ test('CPU figure changes and its sparkline grows', async ({ page }) => {
 
 test('a page opened later draws the recent past at once', async ({ page }) => {
   await new Promise((r) => setTimeout(r, 2_500)); // ~8 samples before the page exists
-  await page.goto(server.url);
+  await signIn(page, server);
   const spark = page.getByTestId('metric-cpu').locator('polyline');
   await expect.poll(async () => pointCount(await spark.getAttribute('points'))).toBeGreaterThanOrEqual(6);
 });
 
 test('stays readable at 375 px wide', async ({ page }) => {
   await page.setViewportSize({ width: 375, height: 700 });
-  await page.goto(server.url);
+  await signIn(page, server);
   await expect(page.getByTestId('cpu-value')).toHaveText(/%$/);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);

@@ -16,7 +16,7 @@ test.afterEach(async () => {
 });
 
 test('two pages on one run show the same stages, lines, metrics and chat', async ({ browser }) => {
-  const id = await startRun(server.url, {
+  const id = await startRun(server, {
     name: 'shared',
     stages: [
       { id: 'warm', run: 'for i in $(seq 1 5); do printf "\\033[3%dmwarm %d\\033[0m\\n" $i $i; sleep 0.1; done' },
@@ -24,11 +24,11 @@ test('two pages on one run show the same stages, lines, metrics and chat', async
     ],
   });
   const [a, b] = await Promise.all([browser.newPage(), browser.newPage()]);
-  await openConnected(a, `${server.url}/workflows/${id}`);
-  await openConnected(b, `${server.url}/workflows/${id}`);
+  await openConnected(a, server, `/workflows/${id}`);
+  await openConnected(b, server, `/workflows/${id}`);
   await a.getByTestId('chat-input').fill('from a');
   await a.getByTestId('chat-input').press('Enter');
-  await waitForState(server.url, id, 'completed');
+  await waitForState(server, id, 'completed');
   for (const p of [a, b]) {
     await expect(runState(p)).toHaveText('completed');
     await expect(p.getByTestId('chat-log')).toContainText('from a');
@@ -45,11 +45,11 @@ test('two pages on one run show the same stages, lines, metrics and chat', async
 });
 
 test('the agent page shows local busy while a stage runs', async ({ page }) => {
-  await openConnected(page, `${server.url}/agents`);
+  await openConnected(page, server, `/agents`);
   const local = page.locator('[data-testid="agent"][data-agent="local"]');
   await expect(local.getByTestId('state')).toHaveText('idle');
   await expect(local.getByTestId('agent-health')).toHaveText('healthy');
-  const id = await startRun(server.url, { name: 'busy', stages: [{ id: 'work', run: 'sleep 7' }] });
+  const id = await startRun(server, { name: 'busy', stages: [{ id: 'work', run: 'sleep 7' }] });
   await expect(local.getByTestId('state')).toHaveText('busy');
   await expect(local.getByTestId('agent-task')).toHaveText(`${id}/work`);
   await expect(page.getByTestId('active-workflows')).toHaveText('1', { timeout: 10_000 });

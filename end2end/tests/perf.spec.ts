@@ -11,11 +11,11 @@ test('@perf 10,000 lines/s for 10 s: frame gaps and DOM size', async ({ page }) 
   test.setTimeout(180_000);
   const server = await Server.start();
   try {
-    const id = await startRun(server.url, {
+    const id = await startRun(server, {
       name: 'firehose',
       stages: [{ id: 'emit', run: 'sleep 6; python3 "$SWITCHBOARD_PIPELINES/scripts/emit_lines.py" 10000 10' }],
     });
-    await openConnected(page, `${server.url}/workflows/${id}`);
+    await openConnected(page, server, `/workflows/${id}`);
     // every frame: its gap, whether lines have started to arrive, the line elements;
     // long tasks (over 50 ms) from the browser's own observer
     await page.evaluate(() => {

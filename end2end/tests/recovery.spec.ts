@@ -17,11 +17,11 @@ test.afterEach(async () => {
 });
 
 test('SIGKILL mid-run: reconnecting, then recovered, with exactly the logged lines', async ({ page }) => {
-  const id = await startRun(server.url, {
+  const id = await startRun(server, {
     name: 'counter',
     stages: [{ id: 'count', run: 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.02; done' }],
   });
-  await openConnected(page, `${server.url}/workflows/${id}`);
+  await openConnected(page, server, `/workflows/${id}`);
   await expect.poll(() => terminalCount(page)).toBeGreaterThan(40);
 
   await server.stop('SIGKILL');
@@ -30,11 +30,11 @@ test('SIGKILL mid-run: reconnecting, then recovered, with exactly the logged lin
   await expect(page.getByTestId('connection-state')).toHaveText('connected', { timeout: 40_000 });
 
   // the run could not survive its server: failed, and the page says why
-  await waitForState(server.url, id, 'failed');
+  await waitForState(server, id, 'failed');
   await expect(runState(page)).toHaveText('failed');
   await expect(stage(page, 'count').getByTestId('stage-error')).toHaveText('server restarted');
 
-  const logged = await loggedLines(server.url, id);
+  const logged = await loggedLines(server, id);
   expect(logged.length).toBeGreaterThan(40);
   await expect.poll(() => terminalCount(page)).toBe(logged.length);
   const shown = await exportedLines(page);
@@ -43,9 +43,9 @@ test('SIGKILL mid-run: reconnecting, then recovered, with exactly the logged lin
 });
 
 test('a page that was open through a clean restart resumes without reloading', async ({ page }) => {
-  const id = await startRun(server.url, { name: 'short', stages: [{ id: 'a', run: 'for i in 1 2 3; do echo "n $i"; done' }] });
-  await waitForState(server.url, id, 'completed');
-  await openConnected(page, `${server.url}/workflows/${id}`);
+  const id = await startRun(server, { name: 'short', stages: [{ id: 'a', run: 'for i in 1 2 3; do echo "n $i"; done' }] });
+  await waitForState(server, id, 'completed');
+  await openConnected(page, server, `/workflows/${id}`);
   await expect.poll(() => terminalCount(page)).toBe(3);
   await server.stop('SIGTERM');
   await expect(page.getByTestId('connection-state')).toHaveText('reconnecting');

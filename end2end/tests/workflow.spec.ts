@@ -16,7 +16,7 @@ test.afterEach(async () => {
 });
 
 test('start the training demo, watch it, confirm the gate, see it complete', async ({ page }) => {
-  await openConnected(page, server.url);
+  await openConnected(page, server);
   await page.getByTestId('pipeline-select').selectOption('training-demo');
   await expect(page.locator('.form-help')).toContainText('Prepare data');
   await page.getByTestId('start').click();
@@ -65,7 +65,7 @@ test('start the training demo, watch it, confirm the gate, see it complete', asy
 });
 
 test('the render demo fills the gallery, and a frame opens large', async ({ page }) => {
-  await openConnected(page, server.url);
+  await openConnected(page, server);
   await page.getByTestId('pipeline-select').selectOption('render-demo');
   await page.getByTestId('start').click();
   await page.getByTestId('toast').getByRole('link', { name: /Started render-demo/ }).click();
@@ -83,7 +83,7 @@ test('the render demo fills the gallery, and a frame opens large', async ({ page
 
 test('a run page is usable at 375 px and by keyboard', async ({ page }) => {
   await page.setViewportSize({ width: 375, height: 800 });
-  await openConnected(page, server.url);
+  await openConnected(page, server);
   await page.getByTestId('pipeline-select').selectOption('training-demo');
   await page.getByTestId('start').click();
   await page.getByTestId('toast').getByRole('link', { name: /Started training-demo/ }).click();

@@ -1,7 +1,7 @@
 //! The command line: `switchboard` serves (with the flags of `Config`), and
 //! `switchboard token create` mints an access token with the same signing secret.
 
-use crate::auth::Claims;
+use crate::auth::{Claims, Rights};
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
 use std::time::Duration;
@@ -42,23 +42,40 @@ pub struct CreateToken {
     /// Topics it may publish to: comma-separated globs.
     #[arg(long, value_delimiter = ',')]
     pub pub_topics: Vec<String>,
-    /// It may pause, resume, cancel, confirm, restart stages and chat.
+    /// It may pause, resume, cancel, confirm, restart stages and chat (on runs it sees).
     #[arg(long)]
     pub control: bool,
+    /// It may start pipelines from the server's pipelines folder, by name.
+    #[arg(long)]
+    pub run: bool,
+    /// It may start inline pipelines: any shell command (where the server allows them).
+    #[arg(long)]
+    pub exec: bool,
+    /// It may register as an agent and report for the work it is given.
+    #[arg(long)]
+    pub agent: bool,
+    /// It may see every client in stats and mint narrower tokens.
+    #[arg(long)]
+    pub admin: bool,
+    /// Shorthand for an operator: every topic, --control --run --exec --admin.
+    #[arg(long)]
+    pub operator: bool,
     /// How long it lasts (`90s`, `15m`, `1h`, `30d`).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
-    /// The signing secret, as the server reads it (SWITCHBOARD_AUTH_SECRET or this file).
+    /// The signing secret, as the server reads it (SWITCHBOARD_AUTH_SECRET or this file;
+    /// without either, the one the server created in its data folder).
     #[arg(long, env = "SWITCHBOARD_AUTH_SECRET_FILE")]
     pub auth_secret_file: Option<std::path::PathBuf>,
+    /// The server's data folder, where it keeps the secret it created.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("no signing secret: set SWITCHBOARD_AUTH_SECRET or SWITCHBOARD_AUTH_SECRET_FILE (--auth-secret-file), as for the server")]
-    NoSecret,
+    Secret(#[from] crate::auth::secret::SecretError),
     #[error("--sub must not be empty")]
     EmptySub,
     #[error("invalid --{flag} pattern {pattern:?}: topics use only a-z, 0-9, '_', '.', ':', '-' (and the wildcards '*' and '?')")]
@@ -87,21 +104,27 @@ pub fn create_token(args: &CreateToken, config: &Config) -> Result<(String, u64)
     if args.ttl > Duration::from_secs(366 * 24 * 3600) {
         return Err(CliError::TtlTooLong(humantime::format_duration(args.ttl).to_string()));
     }
-    let mut config = config.clone();
-    if args.auth_secret_file.is_some() {
-        config.auth_secret_file = args.auth_secret_file.clone();
-    }
-    let secret = config.auth_secret()?.ok_or(CliError::NoSecret)?;
+    let file = args.auth_secret_file.as_deref().or(config.auth.auth_secret_file.as_deref());
+    let secret = crate::auth::secret::resolve(file, &args.data_dir, false)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut rights = Rights { control: args.control, run: args.run, exec: args.exec, agent: args.agent, admin: args.admin };
+    let (mut sub_topics, mut pub_topics) = (args.sub_topics.clone(), args.pub_topics.clone());
+    if args.operator {
+        rights = Rights { agent: args.agent, ..Rights::OPERATOR };
+        sub_topics = vec!["*".into()];
+        pub_topics = vec!["*".into()];
+    }
     let claims = Claims {
         sub: args.sub.clone(),
         exp: now + args.ttl.as_secs().max(1),
         iat: Some(now),
-        sub_topics: args.sub_topics.clone(),
-        pub_topics: args.pub_topics.clone(),
-        control: args.control,
+        nbf: None,
+        typ: Some(crate::auth::ACCESS_TYP.into()),
+        sub_topics,
+        pub_topics,
+        rights,
     };
-    let token = crate::auth::keys::Keys::new(&secret)?.mint(&claims)?;
+    let token = crate::auth::keys::Keys::new(&secret.bytes)?.mint(&claims)?;
     Ok((token, claims.exp))
 }
 
@@ -118,7 +141,7 @@ mod tests {
         let Some(Command::Token { action: TokenAction::Create(args) }) = cli.command else { panic!("token create") };
         assert_eq!(args.sub_topics, ["workflow:*", "metrics"]);
         assert_eq!(args.ttl, Duration::from_secs(3600));
-        assert!(!args.control);
+        assert!(!args.control && !args.run && !args.exec && !args.admin && !args.operator);
         assert!(check_patterns("sub-topics", &["Workflow:*".into()]).unwrap_err().to_string().contains("Workflow:*"));
         let err = Cli::try_parse_from(["switchboard", "token", "create", "--sub", "a", "--ttl", "soon"]).unwrap_err();
         assert!(err.to_string().contains("soon"), "{err}");

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod http_server;
 pub mod hub;
 pub mod metrics;
 pub mod shutdown;
@@ -39,8 +40,10 @@ pub struct AppState {
     pub tracker: TaskTracker,
     pub started: Instant,
     pub auth: auth::Auth,
+    /// The hosts and origins a browser may reach this server under.
     pub origins: auth::origin::Origins,
     pub http_limits: api::guard::HttpLimits,
+    pub http: config::HttpSettings,
     /// Where people reach the dashboard (`--public-url`, else http://ADDR).
     pub public_url: String,
 }
@@ -57,6 +60,22 @@ pub enum ServerError {
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+}
+
+fn log_auth(auth: &auth::Auth, secret: Option<&auth::secret::Secret>, public_url: &str) {
+    match (auth.login_path(), secret) {
+        (Some(path), Some(secret)) => {
+            if secret.created {
+                tracing::info!(file = %secret.source_name, "created a signing secret (first run): `switchboard token create` reads it too");
+            } else {
+                tracing::info!(from = %secret.source_name, "signing secret loaded");
+            }
+            tracing::info!("auth is on: sign a browser in with {public_url}{path} (the link works once)");
+        }
+        _ => tracing::warn!(
+            "auth is OFF (SWITCHBOARD_AUTH=off): anyone who can reach this port may watch, publish, start and cancel runs; it is bound to loopback only"
+        ),
+    }
 }
 
 /// How often keys whose HTTP budget is full again are forgotten.
@@ -78,7 +97,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let addr = listener.local_addr().map_err(ServerError::Addr)?;
-    let auth = config.auth()?;
+    let (auth, secret) = config.make_auth()?;
+    let hosts = config.allowed_hosts(addr)?;
     let tracker = TaskTracker::new();
     let database = storage::Database::open(&config.data_dir).await?;
     let clean = database.begin_session().await?;
@@ -93,21 +113,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }));
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
-    let engine_config = engine::EngineConfig {
-        concurrency: config.concurrency as usize,
-        cancel_grace: Duration::from_secs(config.cancel_grace_s),
-        runs_dir: config.data_dir.join("runs"),
-        pipelines_dir: config.pipelines_dir.clone(),
-    };
+    let engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));
     let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), Some(store));
     engine.restore(stored, clean);
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
     let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));
-    let every = Duration::from_millis(config.metrics_interval_ms);
+    let every = Duration::from_millis(config.hub.metrics_interval_ms);
     tracker.spawn(sampler.run(hub.clone(), every, shutdown.child_token()));
 
-    let http_limits = api::guard::HttpLimits::new(config.http_rate_per_s);
+    let http_limits = api::guard::HttpLimits::new(config.http.http_rate_per_s);
     tracker.spawn(forget_idle_budgets(http_limits.clone(), shutdown.child_token()));
     let public_url = config.public_url(addr);
     let state = AppState {
@@ -117,18 +132,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tracker: tracker.clone(),
         started: Instant::now(),
         auth: auth.clone(),
-        origins: auth::origin::Origins::new(&config.allowed_origins),
+        origins: auth::origin::Origins::new(&config.auth.allowed_origins, hosts.clone()),
         http_limits,
+        http: config.http.clone(),
         public_url: public_url.clone(),
     };
+    let counters_hub = state.hub.clone();
     let app = site::router(state);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening on http://{addr}");
-    match auth.login_path() {
-        Some(path) => tracing::info!("auth is on: sign a browser in with {public_url}{path} (the link works once)"),
-        None => tracing::info!("auth is off (no signing secret): bound to loopback only; set SWITCHBOARD_AUTH_SECRET or SWITCHBOARD_AUTH_SECRET_FILE to turn it on"),
-    }
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await;
+    tracing::info!(hosts = %hosts.describe(), "answering to these hosts only (add others with --allowed-hosts)");
+    log_auth(&auth, secret.as_ref(), &public_url);
+    let limits = http_server::ServeLimits {
+        header_timeout: config.http.header_timeout(),
+        max_per_ip: config.http.max_connections_per_ip as usize,
+    };
+    let refused = move || {
+        counters_hub.counters().connections_refused.inc();
+    };
+    let served = http_server::serve(listener, app, limits, shutdown.clone(), refused).await;
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), tracker.wait()).await.is_err() {

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::api::doors(&state))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::api::gate::gate))
         .layer(nosniff)
         .layer(referrer)
         .layer(frames)

@@ -78,8 +78,10 @@ fn bad_flags_and_env_values_are_named() {
     assert!(!ok && err.contains("http"), "{err}");
     let (ok, err) = run_to_exit(&[], &[("SWITCHBOARD_HEARTBEAT_MS", "soon")]);
     assert!(!ok && err.contains("soon"), "{err}");
-    let (ok, err) = run_to_exit(&["--bind", "0.0.0.0"], &[]);
+    let (ok, err) = run_to_exit(&["--bind", "0.0.0.0", "--auth", "off"], &[]);
     assert!(!ok && err.contains("0.0.0.0") && err.contains("loopback"), "{err}");
+    let (ok, err) = run_to_exit(&["--auth", "none"], &[]);
+    assert!(!ok && err.contains("none"), "{err}");
     let (ok, err) = run_to_exit(&["--help"], &[]);
     assert!(ok, "{err}");
 }
@@ -104,20 +106,44 @@ fn run_stdout(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// Secure defaults: without a secret only loopback, and the server says so; with one it
-/// may bind anywhere; a secret too short is named, never printed.
+/// Secure defaults: auth is on without any setting (a secret is created on the first
+/// run, owner-only, and kept); off only when asked, loudly, and never on a
+/// non-loopback address; a configured secret that is weak is named, never printed.
 #[tokio::test]
-async fn auth_off_means_loopback_and_a_secret_must_be_long_enough() {
-    let (ok, _, err) = run_stdout(&["--bind", "0.0.0.0"], &[]);
-    assert!(!ok && err.contains("SWITCHBOARD_AUTH_SECRET") && err.contains("--bind"), "{err}");
+async fn auth_is_on_by_default_and_off_only_explicitly_on_loopback() {
+    let (ok, _, err) = run_stdout(&["--bind", "0.0.0.0", "--auth", "off"], &[]);
+    assert!(!ok && err.contains("--auth off") && err.contains("--bind"), "{err}");
     let (ok, _, err) = run_stdout(&[], &[("SWITCHBOARD_AUTH_SECRET", "short")]);
     assert!(!ok && err.contains("SWITCHBOARD_AUTH_SECRET") && err.contains("5 bytes") && !err.contains("short"), "{err}");
+    let (ok, _, err) = run_stdout(&[], &[("SWITCHBOARD_AUTH_SECRET", &"z".repeat(48))]);
+    assert!(!ok && err.contains("repeated") && !err.contains("zzzz"), "{err}");
     let (ok, _, err) = run_stdout(&["--auth-secret-file", "/no/such/file"], &[]);
     assert!(!ok && err.contains("/no/such/file"), "{err}");
 
+    // no setting at all: auth on, with a secret made for this data folder
     let data = common::tempdir::TempDir::new();
-    let open = common::start_binary(data.path(), &[]);
-    open.log_line("auth is off (no signing secret): bound to loopback only");
+    let first = common::start_binary_env(data.path(), &[], &[]);
+    first.log_line("created a signing secret (first run)");
+    first.log_line("auth is on: sign a browser in with");
+    let file = data.path().join("auth-secret");
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(secret.trim().len() >= 64 && secret.trim().chars().all(|c| c.is_ascii_hexdigit()), "32 random bytes, as hex");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let resp = common::http().get(format!("http://{}/api/v1/workflows", first.addr)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let mut c = Client::connect(&format!("ws://{}/ws", first.addr)).await;
+    assert!(matches!(c.next().await, Err(common::Closed::Code(1008, _))));
+    drop(first);
+    let again = common::start_binary_env(data.path(), &[], &[]);
+    again.log_line("signing secret loaded");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), secret, "kept across restarts");
+    drop(again);
+
+    let data = common::tempdir::TempDir::new();
+    let open = common::start_binary_env(data.path(), &["--auth", "off"], &[]);
+    open.log_line("auth is OFF");
+    assert!(!data.path().join("auth-secret").exists(), "no secret made when auth is off");
     drop(open);
     let data = common::tempdir::TempDir::new();
     let secret = "0123456789abcdef0123456789abcdef";
@@ -146,10 +172,31 @@ async fn the_token_verb_mints_what_the_server_accepts() {
     let no = c.request(json!({"type":"subscribe","topic":"agents"}), "a").await;
     assert_eq!(no["code"], "forbidden");
 
-    let (ok, _, err) = run_stdout(&["token", "create", "--sub", "alice"], &[]);
-    assert!(!ok && err.contains("no signing secret"), "{err}");
+    let empty = common::tempdir::TempDir::new();
+    let (ok, _, err) = run_stdout(&["token", "create", "--sub", "alice", "--data-dir", &empty.path().display().to_string()], &[]);
+    assert!(!ok && err.contains("no signing secret") && err.contains("auth-secret"), "{err}");
     let (ok, _, err) = run_stdout(&["token", "create", "--sub", "a", "--sub-topics", "Workflow:*"], &env);
     assert!(!ok && err.contains("Workflow:*"), "{err}");
     let (ok, _, err) = run_stdout(&["token", "create", "--sub", "a", "--ttl", "forever"], &env);
     assert!(!ok && err.contains("forever"), "{err}");
+}
+
+/// The README's way: start the server with no setting, then mint an operator token
+/// from the secret it made in its data folder, and use it.
+#[tokio::test]
+async fn the_token_verb_finds_the_secret_the_server_made() {
+    let data = common::tempdir::TempDir::new();
+    let server = common::start_binary_env(data.path(), &[], &[]);
+    server.log_line("created a signing secret");
+    let dir = data.path().display().to_string();
+    let (ok, token, err) = run_stdout(&["token", "create", "--sub", "me", "--operator", "--data-dir", &dir], &[]);
+    assert!(ok, "{err}");
+    let resp = common::http()
+        .post(format!("http://{}/api/v1/workflows", server.addr))
+        .bearer_auth(token.trim())
+        .json(&json!({"pipeline": "no-such-pipeline"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404, "past auth and the `run` right, to the engine");
 }

@@ -52,8 +52,8 @@ fn terminal(events: &[Value]) -> String {
 
 async fn engine_server() -> TestServer {
     start_server_with(|c| {
-        c.cancel_grace_s = 1;
-        c.pipelines_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
+        c.engine.cancel_grace_s = 1;
+        c.engine.pipelines_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
     })
     .await
 }
@@ -257,7 +257,7 @@ async fn timeouts_fail_the_stage() {
 
 #[tokio::test]
 async fn the_queue_runs_at_most_the_concurrency_limit() {
-    let server = start_server_with(|c| c.concurrency = 1).await;
+    let server = start_server_with(|c| c.engine.concurrency = 1).await;
     let mut ids = Vec::new();
     for _ in 0..3 {
         let run = start_run(&server, json!({"name":"q","stages":[{"id":"s","run":"sleep 0.4"}]})).await;
@@ -340,7 +340,7 @@ async fn artifact_paths_never_leave_the_run_folder() {
 async fn raw_get(server: &TestServer, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

@@ -172,7 +172,7 @@ async fn history_returns_the_exact_event_messages() {
 
 #[tokio::test]
 async fn since_replays_missed_events_or_says_not_recovered() {
-    let server = start_server_with(|c| c.history_events = 20).await;
+    let server = start_server_with(|c| c.hub.history_events = 20).await;
     let mut first = server.client().await;
     let epoch = first.request(json!({"type":"subscribe","topic":"r"}), "s").await["epoch"].clone();
     for i in 1..=10 {
@@ -213,7 +213,7 @@ async fn futures_seq(c: &mut common::Client, n: usize) -> Vec<u64> {
 
 #[tokio::test]
 async fn too_many_subscriptions() {
-    let server = start_server_with(|c| c.max_subscriptions = 2).await;
+    let server = start_server_with(|c| c.hub.max_subscriptions = 2).await;
     let mut c = server.client().await;
     assert_eq!(c.request(json!({"type":"subscribe","topic":"a"}), "1").await["type"], "subscribed");
     assert_eq!(c.request(json!({"type":"subscribe","topic":"b"}), "2").await["type"], "subscribed");
@@ -226,9 +226,9 @@ async fn too_many_subscriptions() {
 #[tokio::test]
 async fn rate_limit_then_close_on_abuse() {
     let server = start_server_with(|c| {
-        c.rate_per_min = 60;
-        c.rate_burst = 5;
-        c.abuse_limit = 3;
+        c.hub.rate_per_min = 60;
+        c.hub.rate_burst = 5;
+        c.hub.abuse_limit = 3;
     })
     .await;
     let mut c = server.client().await;
@@ -247,7 +247,7 @@ async fn rate_limit_then_close_on_abuse() {
 
 #[tokio::test]
 async fn oversized_message_closes_with_1009() {
-    let server = start_server_with(|c| c.max_message_bytes = 1024).await;
+    let server = start_server_with(|c| c.hub.max_message_bytes = 1024).await;
     let mut c = server.client().await;
     let big = json!({"type":"publish","topic":"t","event":"e","data":"x".repeat(2000)});
     c.send_json(big).await;
@@ -257,7 +257,7 @@ async fn oversized_message_closes_with_1009() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_and_forgotten() {
-    let server = start_server_with(|c| c.heartbeat_ms = 200).await;
+    let server = start_server_with(|c| c.hub.heartbeat_ms = 200).await;
     let c = server.connect("/ws").await;
     // a client that reads nothing never answers the server's Pings
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -276,7 +276,7 @@ async fn a_silent_client_is_closed_and_forgotten() {
 
 #[tokio::test]
 async fn an_answering_client_stays_connected() {
-    let server = start_server_with(|c| c.heartbeat_ms = 200).await;
+    let server = start_server_with(|c| c.hub.heartbeat_ms = 200).await;
     let mut c = server.client().await;
     // reading keeps answering Pings (tungstenite replies to each on read)
     assert!(c.next_within(Duration::from_millis(900)).await.is_none());

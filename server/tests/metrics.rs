@@ -23,7 +23,7 @@ const FIELDS: [&str; 12] = [
 
 #[tokio::test]
 async fn two_samples_one_interval_apart_with_every_field() {
-    let server = start_server_with(|c| c.metrics_interval_ms = 300).await;
+    let server = start_server_with(|c| c.hub.metrics_interval_ms = 300).await;
     let mut c = server.client().await;
     c.request(json!({"type":"subscribe","topic":"metrics"}), "m").await;
     let a = c.expect_type("event").await;

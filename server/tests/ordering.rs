@@ -60,8 +60,8 @@ async fn wandering_subscriber(url: String, stay: usize) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_subscriber_sees_every_seq_once_in_order() {
     let server = start_server_with(|c| {
-        c.history_events = 10_000;
-        c.publish_rate_per_s = 1_000_000;
+        c.hub.history_events = 10_000;
+        c.hub.publish_rate_per_s = 1_000_000;
     })
     .await;
     let url = server.ws_url("/ws");
@@ -100,8 +100,8 @@ async fn every_subscriber_sees_every_seq_once_in_order() {
 async fn a_slow_consumer_is_closed_with_1013_and_the_others_get_everything() {
     const EVENTS: u64 = 3_000;
     let server = start_server_with(|c| {
-        c.outbound_queue = 64;
-        c.publish_rate_per_s = 1_000_000;
+        c.hub.outbound_queue = 64;
+        c.hub.publish_rate_per_s = 1_000_000;
     })
     .await;
     let mut slow = server.client().await;

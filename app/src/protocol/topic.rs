@@ -7,6 +7,14 @@ pub const METRICS_TOPIC: &str = "metrics";
 pub const COORDINATOR_TOPIC: &str = "coordinator";
 pub const AGENTS_TOPIC: &str = "agents";
 
+/// Whether only the server writes this topic (PROTOCOL.md section 7): runs, the
+/// coordinator, agents and metrics. No `publish` may, whatever a token's `pub_topics`.
+pub fn is_server_owned(name: &str) -> bool {
+    matches!(name, METRICS_TOPIC | COORDINATOR_TOPIC | AGENTS_TOPIC)
+        || name.starts_with("workflow:")
+        || name.starts_with("agent:")
+}
+
 /// Why a string is not a topic name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {

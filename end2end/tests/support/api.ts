@@ -4,26 +4,36 @@ import { expect } from '@playwright/test';
 
 export type Json = any;
 
-export async function startRun(base: string, pipeline: Json): Promise<string> {
-  const res = await fetch(`${base}/api/v1/workflows`, {
+/** Where the API is, and the token to use (an operator's, for setting up scenes). */
+export interface Api {
+  url: string;
+  token: string;
+}
+
+function auth(api: Api): Record<string, string> {
+  return { authorization: `Bearer ${api.token}` };
+}
+
+export async function startRun(api: Api, pipeline: Json): Promise<string> {
+  const res = await fetch(`${api.url}/api/v1/workflows`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...auth(api) },
     body: JSON.stringify({ pipeline }),
   });
   expect(res.status, await res.clone().text()).toBe(201);
   return (await res.json()).id;
 }
 
-export async function snapshot(base: string, id: string): Promise<Json> {
-  return (await fetch(`${base}/api/v1/workflows/${id}`)).json();
+export async function snapshot(api: Api, id: string): Promise<Json> {
+  return (await fetch(`${api.url}/api/v1/workflows/${id}`, { headers: auth(api) })).json();
 }
 
 /** Waits until the run's state (from its snapshot) is `state`. */
-export async function waitForState(base: string, id: string, state: string, timeout = 30_000): Promise<Json> {
+export async function waitForState(api: Api, id: string, state: string, timeout = 30_000): Promise<Json> {
   let last: Json;
   await expect
     .poll(async () => {
-      last = await snapshot(base, id);
+      last = await snapshot(api, id);
       return last.state;
     }, { timeout })
     .toBe(state);
@@ -31,11 +41,12 @@ export async function waitForState(base: string, id: string, state: string, time
 }
 
 /** Every event of a topic's durable log, in seq order. */
-export async function history(base: string, topic: string): Promise<Json[]> {
+export async function history(api: Api, topic: string): Promise<Json[]> {
   const events: Json[] = [];
   let since = 0;
   for (;;) {
-    const page = await (await fetch(`${base}/api/v1/topics/${topic}/history?since=${since}&limit=1000`)).json();
+    const res = await fetch(`${api.url}/api/v1/topics/${topic}/history?since=${since}&limit=1000`, { headers: auth(api) });
+    const page = await res.json();
     if (page.events.length === 0) return events;
     events.push(...page.events);
     since = page.events[page.events.length - 1].seq;
@@ -43,8 +54,8 @@ export async function history(base: string, topic: string): Promise<Json[]> {
 }
 
 /** The terminal lines of a run as its durable log holds them (ANSI removed). */
-export async function loggedLines(base: string, id: string): Promise<string[]> {
-  const events = await history(base, `workflow:${id}`);
+export async function loggedLines(api: Api, id: string): Promise<string[]> {
+  const events = await history(api, `workflow:${id}`);
   const text = events
     .filter((e) => e.event === 'terminal_output')
     .map((e) => e.data.output as string)

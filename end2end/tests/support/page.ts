@@ -1,8 +1,19 @@
 // Finding things on the dashboard's pages, and acting on them as a person would.
 import { Download, expect, Page } from '@playwright/test';
+import type { Server } from './server';
 
-export async function openConnected(page: Page, url: string): Promise<void> {
-  await page.goto(url);
+/** Signs the page's browser in the way a person does: by opening the one-time link the
+ *  server printed (it sets the session cookie and lands on the dashboard). */
+export async function signIn(page: Page, server: Server): Promise<void> {
+  await page.goto(await server.nextSignInLink());
+  await expect(page).toHaveURL(`${server.url}/`);
+}
+
+/** Signs in (once per browser context), opens `path` and waits for the live connection. */
+export async function openConnected(page: Page, server: Server, path = '/'): Promise<void> {
+  const cookies = await page.context().cookies(server.url);
+  if (!cookies.some((c) => c.name === 'switchboard_session')) await signIn(page, server);
+  await page.goto(`${server.url}${path}`);
   await expect(page.getByTestId('connection-state')).toHaveText('connected');
 }
 

@@ -1,5 +1,5 @@
 // Starts and stops the real `switchboard` binary for a spec, on a port of its own.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -25,6 +25,10 @@ export class Server {
   private child?: ChildProcess;
   readonly dataDir: string;
   log = '';
+  /** An operator's access token, minted by `switchboard token create` from the secret
+   *  the server made in its data folder (auth is on, as shipped). */
+  token = '';
+  private usedLinks = new Set<string>();
 
   constructor(
     readonly port: number,
@@ -54,6 +58,8 @@ export class Server {
         SWITCHBOARD_SITE_ROOT: siteRoot,
         SWITCHBOARD_PIPELINES_DIR: path.join(root, 'pipelines'),
         SWITCHBOARD_LOG: 'info',
+        // the specs start inline pipelines (a server setting, off as shipped)
+        SWITCHBOARD_INLINE_PIPELINES: 'on',
         ...this.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -61,6 +67,34 @@ export class Server {
     this.child.stdout?.on('data', (d) => (this.log += d));
     this.child.stderr?.on('data', (d) => (this.log += d));
     await this.waitUntilHealthy();
+    if (!this.token) this.token = this.mintToken(['--operator']);
+  }
+
+  /** `switchboard token create` against this server's data folder. */
+  mintToken(flags: string[], sub = 'e2e'): string {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LEPTOS_')));
+    const out = spawnSync(serverBinary, ['token', 'create', '--sub', sub, '--ttl', '2h', '--data-dir', this.dataDir, ...flags], {
+      env: { ...env, ...this.env },
+      encoding: 'utf8',
+    });
+    if (out.status !== 0) throw new Error(`token create failed: ${out.stderr}`);
+    return out.stdout.trim();
+  }
+
+  /** A sign-in link the server printed that has not been used yet (each works once;
+   *  the server prints the next when one is used). */
+  async nextSignInLink(timeout = 10_000): Promise<string> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const links = [...this.log.matchAll(/(?:sign a browser in with|the next sign-in link is) (\S+)/g)].map((m) => m[1]);
+      const fresh = links.find((l) => !this.usedLinks.has(l));
+      if (fresh) {
+        this.usedLinks.add(fresh);
+        return fresh;
+      }
+      if (Date.now() > deadline) throw new Error(`no unused sign-in link in the log:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   private async waitUntilHealthy(): Promise<void> {

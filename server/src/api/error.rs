@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds to send as `Retry-After` (with 429 and 503).
+    pub retry_after_s: Option<u32>,
 }
 
 impl ApiError {
@@ -27,7 +29,17 @@ impl ApiError {
             ErrorCode::TooManySubscriptions => StatusCode::BAD_REQUEST,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError { status, code: code.as_str(), message: message.into() }
+        ApiError { status, code: code.as_str(), message: message.into(), retry_after_s: None }
+    }
+
+    /// An error whose status the protocol's codes do not name (401, 413, 415, 421).
+    pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), retry_after_s: None }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -36,7 +48,7 @@ impl ApiError {
 
     /// 401: no credentials, or bad ones (the protocol has no code of its own for it).
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: message.into() }
+        ApiError::with_status(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -50,7 +62,11 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        resp
     }
 }
 
@@ -62,6 +78,9 @@ impl From<HubError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return super::limits::too_large(format!("{}: the request body is over this endpoint's limit", r.body_text()));
+        }
         let code = match r {
             JsonRejection::JsonSyntaxError(_) => ErrorCode::BadJson,
             _ => ErrorCode::BadRequest,

@@ -2,7 +2,9 @@
 //! returning its routes.
 
 pub mod error;
+pub mod gate;
 pub mod guard;
+pub mod limits;
 pub mod session;
 pub mod status;
 pub mod topics;
@@ -13,23 +15,29 @@ use crate::AppState;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
+use limits::limited;
 
 /// `/api/v1/...`: JSON in, JSON out, errors in one format; every request identified
-/// and within its budget first (`guard`).
+/// and within its budget first (`guard`); every body within its endpoint's limit.
 pub fn v1(state: &AppState) -> Router<AppState> {
-    Router::new()
+    let message_bytes = state.hub.config().max_message_bytes;
+    let pipeline_bytes = state.http.max_pipeline_bytes as usize;
+    let start = Router::new().route("/workflows", post(workflows::start).get(workflows::list));
+    let rest = Router::new()
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))
         .route("/stats", get(status::stats))
         .route("/session", get(session::session))
-        .route("/workflows", post(workflows::start).get(workflows::list))
         .route("/workflows/{id}", get(workflows::get))
         .route("/workflows/{id}/chat", post(workflows::chat))
         .route("/workflows/{id}/{action}", post(workflows::act))
         .route("/workflows/{id}/stages/{stage}/restart", post(workflows::restart))
         .route("/workflows/{id}/artifacts/{*name}", get(workflows::artifact))
         .route("/pipelines", get(workflows::pipelines))
-        .route("/agents", get(workflows::agents))
+        .route("/agents", get(workflows::agents));
+    Router::new()
+        .merge(limited(start, pipeline_bytes, "SWITCHBOARD_MAX_PIPELINE_BYTES"))
+        .merge(limited(rest, message_bytes, "SWITCHBOARD_MAX_MESSAGE_BYTES"))
         .fallback(error::not_found_fallback)
         .layer(from_fn_with_state(state.clone(), guard::authenticated))
 }

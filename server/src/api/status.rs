@@ -4,10 +4,17 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
+use crate::auth::Principal;
 
-pub async fn stats(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.hub.stats())
+/// The hub's figures; each client's details (user and session ids, subscriptions)
+/// only for a token with the `admin` right.
+pub async fn stats(State(state): State<AppState>, Extension(who): Extension<Principal>) -> impl IntoResponse {
+    let mut stats = state.hub.stats();
+    if !who.is_admin() {
+        stats.clients.clear();
+    }
+    Json(stats)
 }
 
 pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {

@@ -25,8 +25,8 @@ pub async fn publish(
     ApiJson(body): ApiJson<PublishBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     crate::hub::check_topic(&body.topic)?;
-    if !who.may_publish(&body.topic) {
-        return Err(ApiError::forbidden(format!("this token may not publish to {:?} (see its pub_topics)", body.topic)));
+    if let Some(why) = crate::hub::publish_refusal(&who, &body.topic) {
+        return Err(ApiError::forbidden(why));
     }
     let seq = state.hub.publish_raw(&body.topic, &body.event, &body.data)?;
     Ok(Json(serde_json::json!({ "topic": body.topic, "seq": seq })))
@@ -56,13 +56,19 @@ pub async fn history(
     }
     let limit = q.limit.unwrap_or(HISTORY_DEFAULT_LIMIT).min(HISTORY_MAX_LIMIT);
     let page = state.hub.history(&topic, q.since, limit)?;
-    let mut body = String::with_capacity(64 + page.events.iter().map(|e| e.frame.len() + 1).sum::<usize>());
+    // within the byte budget (always at least one event, so a reader makes progress)
+    let budget = state.http.history_response_bytes as usize;
+    let mut body = String::with_capacity(64 + page.events.iter().map(|e| e.frame.len() + 1).sum::<usize>().min(budget));
     body.push_str(r#"{"events":["#);
     for (i, e) in page.events.iter().enumerate() {
+        let frame = e.frame_for(&who);
         if i > 0 {
+            if body.len() + frame.len() > budget {
+                break;
+            }
             body.push(',');
         }
-        body.push_str(e.frame.as_str());
+        body.push_str(frame);
     }
     body.push_str(r#"],"seq":"#);
     body.push_str(&page.seq.to_string());

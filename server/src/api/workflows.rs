@@ -14,9 +14,18 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// How long a client refused for a full queue is asked to wait.
+const QUEUE_FULL_RETRY_S: u32 = 5;
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let retry = matches!(e, EngineError::QueueFull(_));
+        let err = ApiError::new(e.code(), e.to_string());
+        if retry {
+            err.retry_after(QUEUE_FULL_RETRY_S)
+        } else {
+            err
+        }
     }
 }
 
@@ -41,10 +50,10 @@ fn may_see(who: &Principal, id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// May `who` act on run `id`: `control`, and may see it.
+/// May `who` act on run `id`: the `control` right, and may see it.
 fn may_act(who: &Principal, id: &str) -> Result<(), ApiError> {
     if !who.may_control() {
-        return Err(ApiError::forbidden("this token may not act on workflows (its `control` is false)"));
+        return Err(ApiError::forbidden("this token may not act on workflows (it lacks the `control` right)"));
     }
     may_see(who, id)
 }
@@ -54,8 +63,19 @@ pub async fn start(
     Extension(who): Extension<Principal>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, ApiError> {
-    if !who.may_control() {
-        return Err(ApiError::forbidden("this token may not start workflows (its `control` is false)"));
+    if body.pipeline.is_string() {
+        if !who.may_run() {
+            return Err(ApiError::forbidden("this token may not start pipelines (it lacks the `run` right)"));
+        }
+    } else {
+        if !state.engine.inline_allowed() {
+            return Err(ApiError::forbidden(crate::engine::INLINE_OFF));
+        }
+        if !who.may_exec() {
+            return Err(ApiError::forbidden(
+                "an inline pipeline runs any shell command: this token lacks the `exec` right (`run` starts only named pipelines)",
+            ));
+        }
     }
     let snapshot = state.engine.submit(body.pipeline)?;
     Ok((StatusCode::CREATED, Json(snapshot)).into_response())
@@ -138,15 +158,20 @@ pub async fn chat(
     Ok(Json(json!({ "ok": true })))
 }
 
+/// The pipelines a run may be started from, `env` values redacted (they may hold
+/// credentials; the stage gets them, a reader of this list does not).
 pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "pipelines": state.engine.pipelines() }))
+    let shown: Vec<_> = state.engine.pipelines().iter().map(|p| p.redacted()).collect();
+    Json(json!({ "pipelines": shown }))
 }
 
-/// Every agent at `seq` of `agents`, and the coordinator's figures now.
-pub async fn agents(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Every agent at `seq` of `agents`, and the coordinator's figures now; an agent's
+/// current task is shown only to a token that may see that run.
+pub async fn agents(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
     let (seq, epoch) = state.hub.position(AGENTS_TOPIC)?;
     let coordinator = state.engine.coordinator_metrics();
-    Ok(Json(json!({ "agents": state.engine.agents(), "seq": seq, "epoch": epoch, "coordinator": coordinator })))
+    let agents: Vec<_> = state.engine.agents().into_iter().map(|a| crate::engine::agents::as_seen_by(a, &who)).collect();
+    Ok(Json(json!({ "agents": agents, "seq": seq, "epoch": epoch, "coordinator": coordinator })))
 }
 
 /// Why an artifact name is refused before the file system is even asked.
@@ -192,7 +217,32 @@ pub async fn artifact(
         .oneshot(req)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot read the artifact: {e}")))?;
-    Ok(served.into_response())
+    let mut resp = served.into_response();
+    make_inert(resp.headers_mut(), &name);
+    Ok(resp)
+}
+
+/// Image types a browser renders and never runs: the gallery shows them inline.
+const INLINE_TYPES: [&str; 5] = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+
+/// An artifact is whatever a stage wrote: HTML, SVG or script must never run in this
+/// server's origin. Everything but plain images is a download, every response is
+/// sandboxed (no script, no same-origin access), and `nosniff` is set on all.
+fn make_inert(headers: &mut axum::http::HeaderMap, name: &str) {
+    use axum::http::{header, HeaderValue};
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if !INLINE_TYPES.contains(&essence.as_str()) {
+        let file = name.rsplit('/').next().unwrap_or(name).replace(['"', '\\', '\r', '\n'], "_");
+        let disposition = format!("attachment; filename=\"{file}\"");
+        let value = HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment"));
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
 #[cfg(test)]

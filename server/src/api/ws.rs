@@ -4,12 +4,13 @@
 use crate::hub::connection::{self, ConnectParams};
 use crate::AppState;
 use app::protocol::{ErrorCode, ErrorMessage, TopicKind, COORDINATOR_TOPIC};
-use super::error::ApiError;
 use crate::auth::AuthError;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Extension;
+use crate::http_server::ConnectionSlot;
 use serde::Deserialize;
 
 /// Bytes read from the socket at a time. axum's default (128 KiB, allocated per
@@ -28,32 +29,37 @@ pub struct WsQuery {
     user_id: Option<String>,
 }
 
-pub async fn root(state: State<AppState>, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, headers, ws, None)
+/// The HTTP connection's place in the per-address count, kept for the socket's life.
+type Slot = Option<Extension<ConnectionSlot>>;
+
+pub async fn root(state: State<AppState>, slot: Slot, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    upgrade(state, slot, q, headers, ws, None)
 }
 
 pub async fn workflow(
     state: State<AppState>,
+    slot: Slot,
     Path(id): Path<String>,
     q: QueryResult,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(state, q, headers, ws, Some(Alias::Id(TopicKind::Workflow, id)))
+    upgrade(state, slot, q, headers, ws, Some(Alias::Id(TopicKind::Workflow, id)))
 }
 
 pub async fn agent(
     state: State<AppState>,
+    slot: Slot,
     Path(name): Path<String>,
     q: QueryResult,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade(state, q, headers, ws, Some(Alias::Id(TopicKind::Agent, name)))
+    upgrade(state, slot, q, headers, ws, Some(Alias::Id(TopicKind::Agent, name)))
 }
 
-pub async fn coordinator(state: State<AppState>, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    upgrade(state, q, headers, ws, Some(Alias::Coordinator))
+pub async fn coordinator(state: State<AppState>, slot: Slot, q: QueryResult, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    upgrade(state, slot, q, headers, ws, Some(Alias::Coordinator))
 }
 
 /// Longest close reason a close frame carries (the protocol's limit is 123 bytes).
@@ -88,17 +94,13 @@ fn add_topic(params: &mut ConnectParams, kind: TopicKind, id: &str) {
 
 fn upgrade(
     State(state): State<AppState>,
+    slot: Slot,
     q: QueryResult,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     alias: Option<Alias>,
 ) -> Response {
-    // a page of another site must not open this socket with this browser's cookie
-    if !state.origins.allows(&headers) {
-        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("?");
-        return ApiError::new(ErrorCode::Forbidden, format!("origin {origin:?} may not open the WebSocket (SWITCHBOARD_ALLOWED_ORIGINS)"))
-            .into_response();
-    }
+    // (the Host and the Origin were checked by `gate`, before any handler)
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let principal = match state.auth.principal(&headers, q.token.as_deref()) {
         Ok(p) => p,
@@ -138,10 +140,19 @@ fn upgrade(
     let max = config.max_message_bytes;
     let hub = state.hub.clone();
     let tracker = state.tracker.clone();
+    // The write buffer may pass WRITE_BUFFER by one frame, never more: the writer
+    // flushes before it feeds the next frame once the socket pushes back. A cap below
+    // the largest frame (an event at the maximum size, a replayed one) would end the
+    // connection instead, so the cap is left open and the outbox bounds the memory.
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(WRITE_BUFFER + 4 * max)
+        .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, hub, params)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(async move {
+                connection::serve(socket, hub, params).await;
+                drop(slot);
+            })
+        })
 }

@@ -1,14 +1,17 @@
-//! Who may do what (PROTOCOL.md section 7). With no signing secret, auth is off and the
-//! server binds loopback only: every request is the open principal. With one, every
-//! door asks for an access token (a `Bearer` header, `?token=` on the WebSocket) or
-//! the dashboard's session cookie, set the Jupyter way: the server prints a URL with
-//! a one-time login code, and opening it signs the browser in.
+//! Who may do what (PROTOCOL.md section 7). Auth is on by default: every door asks for
+//! an access token (a `Bearer` header, `?token=` on the WebSocket) or the dashboard's
+//! session cookie, set the Jupyter way: the server prints a URL with a one-time login
+//! code, and opening it signs the browser in. Turned off explicitly (loopback only),
+//! every request is the open principal. Whatever the auth, `host` and `origin` keep
+//! other sites' pages out (DNS rebinding, cross-site forms and sockets).
 
 pub mod claims;
+pub mod host;
 pub mod keys;
 pub mod origin;
+pub mod secret;
 
-pub use claims::{Claims, Principal};
+pub use claims::{Claims, Principal, Rights, ACCESS_TYP, SESSION_TYP};
 use axum::http::{header, HeaderMap};
 use keys::{Keys, TokenError};
 use std::sync::{Arc, Mutex};
@@ -43,6 +46,17 @@ struct Inner {
     lifetimes: Lifetimes,
     /// The one login code that works now; replaced when used.
     login_code: Mutex<String>,
+}
+
+impl Inner {
+    fn verify_kind(&self, token: &str, typ: &str) -> Result<Claims, TokenError> {
+        let claims = self.keys.verify(token)?;
+        let kind = claims.typ.as_deref().unwrap_or(ACCESS_TYP);
+        if kind != typ {
+            return Err(TokenError::WrongKind(format!("a {kind} token where a {typ} token is needed")));
+        }
+        Ok(claims)
+    }
 }
 
 /// Auth, on or off. Cheap to clone.
@@ -92,11 +106,22 @@ impl Auth {
     }
 
     /// Who sent these headers (and `?token=`, on the WebSocket): a `Bearer` token
-    /// first, then the query token, then the session cookie.
+    /// first, then the query token (both access tokens), then the session cookie (only
+    /// a session token: a leaked access token cannot be planted as a cookie, nor a
+    /// week-long session used as a bearer).
     pub fn principal(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<Principal, AuthError> {
         let Some(inner) = &self.inner else { return Ok(Principal::open()) };
-        let token = bearer(headers).or(query_token).or_else(|| cookie(headers, SESSION_COOKIE)).ok_or(AuthError::Missing)?;
-        Ok(Principal::from_claims(inner.keys.verify(token)?))
+        if let Some(token) = bearer(headers).or(query_token) {
+            return Ok(Principal::from_claims(inner.verify_kind(token, ACCESS_TYP)?));
+        }
+        let token = cookie(headers, SESSION_COOKIE).ok_or(AuthError::Missing)?;
+        Ok(Principal::from_claims(inner.verify_kind(token, SESSION_TYP)?))
+    }
+
+    /// Checks a token as the server would, without headers (an access token).
+    pub fn verify_access(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(inner) = &self.inner else { return Ok(Principal::open()) };
+        Ok(Principal::from_claims(inner.verify_kind(token, ACCESS_TYP)?))
     }
 
     pub fn mint(&self, claims: &Claims) -> Option<Result<String, TokenError>> {
@@ -125,13 +150,16 @@ impl Auth {
             *current = new_code();
         }
         let ttl = inner.lifetimes.session;
+        // the person at the printed link is the operator: every right but an agent's
         let claims = Claims {
             sub: DASHBOARD_SUB.into(),
             exp: now_s() + ttl.as_secs(),
             iat: Some(now_s()),
+            nbf: None,
+            typ: Some(SESSION_TYP.into()),
             sub_topics: vec!["*".into()],
             pub_topics: vec!["*".into()],
-            control: true,
+            rights: Rights::OPERATOR,
         };
         let token = inner.keys.mint(&claims)?;
         Ok((token, ttl))
@@ -143,7 +171,7 @@ impl Auth {
         let inner = self.inner.as_ref()?;
         let claims = p.claims.as_ref()?;
         let exp = claims.exp.min(now_s() + inner.lifetimes.access.as_secs());
-        let access = Claims { exp, iat: Some(now_s()), ..(**claims).clone() };
+        let access = Claims { exp, iat: Some(now_s()), typ: Some(ACCESS_TYP.into()), ..(**claims).clone() };
         Some(inner.keys.mint(&access).map(|t| (t, exp)))
     }
 }
@@ -170,10 +198,15 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_str(&format!("theme=dark; {SESSION_COOKIE}={token}")).unwrap());
         let p = a.principal(&headers, None).unwrap();
-        assert!(p.may_control() && p.may_subscribe("workflow:1"));
+        assert!(p.may_control() && p.may_run() && p.may_exec() && p.is_admin() && p.may_subscribe("workflow:1"));
         let (access, exp) = a.access_token_for(&p).unwrap().unwrap();
         assert!(exp <= now_s() + 60);
         assert_eq!(a.principal(&HeaderMap::new(), Some(&access)).unwrap().sub.as_ref(), DASHBOARD_SUB);
+        // each kind only where it belongs
+        assert!(matches!(a.principal(&HeaderMap::new(), Some(&token)), Err(AuthError::Invalid(TokenError::WrongKind(_)))));
+        let mut planted = HeaderMap::new();
+        planted.insert(header::COOKIE, HeaderValue::from_str(&format!("{SESSION_COOKIE}={access}")).unwrap());
+        assert!(matches!(a.principal(&planted, None), Err(AuthError::Invalid(TokenError::WrongKind(_)))));
     }
 
     #[test]

@@ -1,58 +1,63 @@
-//! The WebSocket's `Origin` check, against cross-site WebSocket hijacking: a page on
-//! another site must not open a socket with this browser's cookie (or to a server on
-//! loopback). The dashboard's own origin is always allowed; others only when listed. A
-//! request without `Origin` is not from a browser page, and not this check's business.
+//! The `Origin` check, against cross-site requests: a page on another site must not
+//! open a socket with this browser's cookie, nor change anything (start a run, cancel
+//! one) through a form or `fetch`. An origin is allowed when its host is one this
+//! server answers to (`host::AllowedHosts`: the dashboard's own page) or when it is
+//! listed in `--allowed-origins`. A request without `Origin` is not from a browser page.
 
+use super::host::AllowedHosts;
 use axum::http::{header, HeaderMap};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Origins {
     /// `scheme://host[:port]`, lower-case.
     allowed: Vec<String>,
+    hosts: AllowedHosts,
 }
 
 impl Origins {
-    pub fn new(list: &[String]) -> Origins {
-        Origins { allowed: list.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).filter(|o| !o.is_empty()).collect() }
+    pub fn new(list: &[String], hosts: AllowedHosts) -> Origins {
+        let allowed = list.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).filter(|o| !o.is_empty()).collect();
+        Origins { allowed, hosts }
     }
 
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
-        let Some(origin) = headers.get(header::ORIGIN) else { return true };
-        let Ok(origin) = origin.to_str() else { return false };
+    pub fn hosts(&self) -> &AllowedHosts {
+        &self.hosts
+    }
+
+    /// Whether one `Origin` value is allowed.
+    pub fn allows_origin(&self, origin: &str) -> bool {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
         if self.allowed.iter().any(|a| a == "*" || *a == origin) {
             return true;
         }
-        // the page's own origin: the same host (and port) as this request's
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_ascii_lowercase);
-        let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
-        matches!((origin_host, host), (Some(o), Some(h)) if o == h)
+        let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        authority.is_some_and(|a| self.hosts.allows(a))
+    }
+
+    /// Whether the request's `Origin`, if any, is allowed.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        match headers.get(header::ORIGIN) {
+            None => true,
+            Some(o) => o.to_str().is_ok_and(|o| self.allows_origin(o)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
-        if let Some(o) = origin {
-            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
-        }
-        h
-    }
 
     #[test]
-    fn same_origin_and_listed_origins_pass_others_do_not() {
-        let o = Origins::new(&["https://app.example.com/".into()]);
-        assert!(o.allows(&headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000")));
-        assert!(o.allows(&headers(Some("https://APP.example.com"), "127.0.0.1:3000")));
-        assert!(o.allows(&headers(None, "127.0.0.1:3000")), "not a browser page");
-        assert!(!o.allows(&headers(Some("http://evil.example"), "127.0.0.1:3000")));
-        assert!(!o.allows(&headers(Some("http://127.0.0.1:3001"), "127.0.0.1:3000")), "another port is another origin");
-        assert!(!o.allows(&headers(Some("null"), "127.0.0.1:3000")));
-        assert!(Origins::new(&["*".into()]).allows(&headers(Some("http://anywhere"), "x")));
+    fn own_and_listed_origins_pass_others_do_not() {
+        let hosts = AllowedHosts::new("127.0.0.1".parse().unwrap(), 3000, None, &[]).unwrap();
+        let o = Origins::new(&["https://app.example.com/".into()], hosts.clone());
+        assert!(o.allows_origin("http://127.0.0.1:3000") && o.allows_origin("http://localhost:3000"));
+        assert!(o.allows_origin("https://APP.example.com"));
+        assert!(!o.allows_origin("http://evil.example"));
+        assert!(!o.allows_origin("http://evil.example:3000"), "a rebound name on our port is not ours");
+        assert!(!o.allows_origin("http://127.0.0.1:3001"), "another port is another origin");
+        assert!(!o.allows_origin("null") && !o.allows_origin("file://") && !o.allows_origin("ws://127.0.0.1:3000"));
+        assert!(o.allows(&HeaderMap::new()), "not a browser page");
+        assert!(Origins::new(&["*".into()], hosts).allows_origin("http://anywhere"));
     }
 }

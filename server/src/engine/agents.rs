@@ -48,11 +48,19 @@ impl LocalAgent {
         }
     }
 
+    /// Its status on `agents` and `agent:local`; a subscriber that may not see the run
+    /// it works on gets the status without its current task.
     pub fn publish(&self, hub: &Hub) {
         let status = self.status();
-        let _ = hub.publish(AGENTS_TOPIC, names::AGENT_STATUS, &status);
-        if let Ok(topic) = TopicKind::Agent.topic(LOCAL_AGENT) {
-            let _ = hub.publish(&topic, names::AGENT_STATUS, &status);
+        let topics = [Some(AGENTS_TOPIC.to_owned()), TopicKind::Agent.topic(LOCAL_AGENT).ok()];
+        for topic in topics.iter().flatten() {
+            let _ = match task_scope(&status) {
+                Some(scope) => {
+                    let redacted = AgentStatus { current_task: None, ..status.clone() };
+                    hub.publish_scoped(topic, names::AGENT_STATUS, &status, &scope, &redacted)
+                }
+                None => hub.publish(topic, names::AGENT_STATUS, &status),
+            };
         }
     }
 
@@ -80,6 +88,21 @@ impl LocalAgent {
         }
         self.publish(hub);
     }
+}
+
+/// The run topic an agent's current task (`RUN_ID/STAGE_ID`) belongs to.
+fn task_scope(status: &AgentStatus) -> Option<String> {
+    let task = status.current_task.as_deref()?;
+    let run = task.split('/').next().unwrap_or(task);
+    TopicKind::Workflow.topic(run).ok()
+}
+
+/// The status as `who` may see it: the current task only when it may see that run.
+pub fn as_seen_by(mut status: AgentStatus, who: &crate::auth::Principal) -> AgentStatus {
+    if task_scope(&status).is_some_and(|scope| !who.may_subscribe(&scope)) {
+        status.current_task = None;
+    }
+    status
 }
 
 impl Default for LocalAgent {

@@ -9,6 +9,7 @@ pub mod output;
 pub mod pipeline;
 pub mod run;
 pub mod runner;
+pub mod stage_env;
 
 use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
@@ -37,6 +38,29 @@ pub struct EngineConfig {
     pub cancel_grace: Duration,
     pub runs_dir: PathBuf,
     pub pipelines_dir: PathBuf,
+    /// Whether inline pipelines (any shell command) may be started at all.
+    pub inline_pipelines: bool,
+    /// Globs of the server's environment variables no stage inherits.
+    pub stage_env_deny: Vec<String>,
+    pub max_stages: usize,
+    pub max_queued_runs: usize,
+    pub max_chat_bytes: usize,
+}
+
+impl EngineConfig {
+    pub fn from_settings(s: &crate::config::EngineSettings, runs_dir: PathBuf) -> EngineConfig {
+        EngineConfig {
+            concurrency: s.concurrency as usize,
+            cancel_grace: Duration::from_secs(s.cancel_grace_s),
+            runs_dir,
+            pipelines_dir: s.pipelines_dir.clone(),
+            inline_pipelines: s.inline_pipelines.is_on(),
+            stage_env_deny: s.stage_env_deny.clone(),
+            max_stages: s.max_stages as usize,
+            max_queued_runs: s.max_queued_runs as usize,
+            max_chat_bytes: s.max_chat_bytes as usize,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,15 +77,23 @@ pub enum EngineError {
     Conflict(String),
     #[error("cannot prepare the run's folder: {0}")]
     Io(String),
+    #[error("the queue already holds {0} waiting runs, the most allowed (SWITCHBOARD_MAX_QUEUED_RUNS): retry later")]
+    QueueFull(usize),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl EngineError {
     pub fn code(&self) -> ErrorCode {
         match self {
             EngineError::NotFound(_) | EngineError::NoPipeline(_) | EngineError::NoStage { .. } => ErrorCode::NotFound,
-            EngineError::Invalid(_) => ErrorCode::BadRequest,
+            EngineError::Invalid(_) | EngineError::BadRequest(_) => ErrorCode::BadRequest,
             EngineError::Conflict(_) => ErrorCode::Conflict,
             EngineError::Io(_) => ErrorCode::Internal,
+            EngineError::QueueFull(_) => ErrorCode::RateLimited,
+            EngineError::Forbidden(_) => ErrorCode::Forbidden,
         }
     }
 }
@@ -103,6 +135,7 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     store: Option<Store>,
+    env_deny: stage_env::EnvDeny,
 }
 
 #[derive(Clone)]
@@ -117,6 +150,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn new_run_id() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
+
+/// Why an inline pipeline is refused on a server that does not take them.
+pub const INLINE_OFF: &str =
+    "inline pipelines (any shell command) are off on this server: start a named pipeline, or turn them on with SWITCHBOARD_INLINE_PIPELINES=on";
 
 /// Progress a run makes between two of its summaries on `coordinator`.
 const SUMMARY_STEP: f64 = 0.01;
@@ -140,7 +177,7 @@ impl Engine {
                 *dir = abs;
             }
         }
-        let (pipelines, errors) = pipeline::load_folder(&config.pipelines_dir);
+        let (pipelines, errors) = pipeline::load_folder(&config.pipelines_dir, config.max_stages);
         for e in &errors {
             tracing::warn!("pipeline not loaded: {e}");
         }
@@ -152,7 +189,6 @@ impl Engine {
                 next_ticket: std::sync::atomic::AtomicU64::new(0),
                 turn: tokio::sync::Notify::new(),
                 hub,
-                config,
                 pipelines: RwLock::new(pipelines),
                 runs: Mutex::new(HashMap::new()),
                 order: Mutex::new(Vec::new()),
@@ -162,6 +198,8 @@ impl Engine {
                 tracker,
                 shutdown,
                 store,
+                env_deny: stage_env::EnvDeny::new(&config.stage_env_deny),
+                config,
             }),
         };
         engine.inner.agent.publish(&engine.inner.hub);
@@ -176,7 +214,13 @@ impl Engine {
         vec![self.inner.agent.status()]
     }
 
-    /// Starts a run of a named pipeline or of an inline definition.
+    /// Whether the server takes inline pipelines at all (`--inline-pipelines`).
+    pub fn inline_allowed(&self) -> bool {
+        self.inner.config.inline_pipelines
+    }
+
+    /// Starts a run of a named pipeline or of an inline definition (the caller checked
+    /// that its principal may start that kind). Refused when the queue is full.
     pub fn submit(&self, pipeline: Value) -> Result<Value, EngineError> {
         let pipeline = match pipeline {
             Value::String(name) => self
@@ -184,8 +228,13 @@ impl Engine {
                 .into_iter()
                 .find(|p| p.name == name)
                 .ok_or(EngineError::NoPipeline(name))?,
-            other => Pipeline::from_json(other)?,
+            _ if !self.inner.config.inline_pipelines => return Err(EngineError::Forbidden(INLINE_OFF.into())),
+            other => Pipeline::from_json(other, self.inner.config.max_stages)?,
         };
+        let waiting = lock(&self.inner.book).figures().pending as usize;
+        if waiting >= self.inner.config.max_queued_runs {
+            return Err(EngineError::QueueFull(waiting));
+        }
         let id = new_run_id();
         let run_dir = self.inner.config.runs_dir.join(&id);
         std::fs::create_dir_all(run_dir.join("artifacts")).map_err(|e| EngineError::Io(e.to_string()))?;
@@ -343,9 +392,13 @@ impl Engine {
         self.publish_summary(run);
     }
 
+    /// The run's summary on `coordinator`; a subscriber that may not see the run gets
+    /// it without the run's id and name.
     fn publish_summary(&self, run: &mut Run) {
         run.summarised_progress = run.progress;
-        let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &run.status_event(true));
+        let (full, anonymous) = (run.status_event(true), run.status_event(false));
+        let scope = topic_of(&run.id);
+        let _ = self.inner.hub.publish_scoped(COORDINATOR_TOPIC, names::WORKFLOW_STATUS, &full, &scope, &anonymous);
     }
 
     /// A `notification` on the run's topic, for the moments a person wants to hear of.
@@ -428,6 +481,13 @@ impl Engine {
 
     /// A `chat` event on the run's topic; a stage reading chat gets it on stdin.
     pub fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), EngineError> {
+        let max = self.inner.config.max_chat_bytes;
+        if text.len() > max {
+            return Err(EngineError::BadRequest(format!(
+                "text: {} bytes is over the limit of {max} (SWITCHBOARD_MAX_CHAT_BYTES)",
+                text.len()
+            )));
+        }
         let entry = self.entry(id)?;
         let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
         let _ = self.inner.hub.publish(&topic_of(id), names::CHAT, &chat);
@@ -566,6 +626,7 @@ impl Engine {
             stage: stage.clone(),
             cancel_grace: self.inner.config.cancel_grace,
             dequeued,
+            env_deny: self.inner.env_deny.clone(),
         };
         let on = |notice: Notice| self.on_notice(entry, index, notice);
         let end = runner::run_stage(&ctx, controls, &on).await;

@@ -54,6 +54,23 @@ impl StageDef {
     }
 }
 
+impl Pipeline {
+    /// The definition as `GET /api/v1/pipelines` shows it: every stage's `env` values
+    /// replaced (they may hold credentials), the names kept.
+    pub fn redacted(&self) -> Pipeline {
+        let mut p = self.clone();
+        for s in &mut p.stages {
+            for v in s.env.values_mut() {
+                *v = REDACTED.into();
+            }
+        }
+        p
+    }
+}
+
+/// What a redacted `env` value reads.
+pub const REDACTED: &str = "(redacted)";
+
 /// What is wrong with a definition: the field, and the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
@@ -71,12 +88,18 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl Pipeline {
-    pub fn validate(&self) -> Result<(), PipelineError> {
+    pub fn validate(&self, max_stages: usize) -> Result<(), PipelineError> {
         if self.name.trim().is_empty() {
             return Err(err("name", "must not be empty"));
         }
         if self.stages.is_empty() {
             return Err(err("stages", "a pipeline needs at least one stage"));
+        }
+        if self.stages.len() > max_stages {
+            return Err(err(
+                "stages",
+                format!("{} stages is over the limit of {max_stages} (SWITCHBOARD_MAX_STAGES)", self.stages.len()),
+            ));
         }
         let mut seen = HashSet::new();
         for (i, s) in self.stages.iter().enumerate() {
@@ -105,14 +128,14 @@ impl Pipeline {
     }
 
     /// Parses and validates a pipeline posted as JSON.
-    pub fn from_json(value: serde_json::Value) -> Result<Pipeline, PipelineError> {
+    pub fn from_json(value: serde_json::Value, max_stages: usize) -> Result<Pipeline, PipelineError> {
         let p: Pipeline = serde_json::from_value(value).map_err(|e| err("pipeline", e.to_string()))?;
-        p.validate()?;
+        p.validate(max_stages)?;
         Ok(p)
     }
 
     /// Parses and validates a TOML file's text; errors carry the line.
-    pub fn from_toml(text: &str) -> Result<Pipeline, PipelineError> {
+    pub fn from_toml(text: &str, max_stages: usize) -> Result<Pipeline, PipelineError> {
         let p: Pipeline = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
             let field = match line {
@@ -121,13 +144,13 @@ impl Pipeline {
             };
             err(field, e.message().to_owned())
         })?;
-        p.validate()?;
+        p.validate(max_stages)?;
         Ok(p)
     }
 }
 
 /// Every `*.toml` pipeline in a folder: the good ones, and an error per bad file.
-pub fn load_folder(dir: &Path) -> (Vec<Pipeline>, Vec<String>) {
+pub fn load_folder(dir: &Path, max_stages: usize) -> (Vec<Pipeline>, Vec<String>) {
     let mut pipelines = Vec::new();
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -142,7 +165,7 @@ pub fn load_folder(dir: &Path) -> (Vec<Pipeline>, Vec<String>) {
     paths.sort();
     for path in paths {
         match std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
-            Pipeline::from_toml(&t).map_err(|e| e.to_string())
+            Pipeline::from_toml(&t, max_stages).map_err(|e| e.to_string())
         }) {
             Ok(p) if pipelines.iter().any(|q: &Pipeline| q.name == p.name) => {
                 errors.push(format!("{}: a pipeline named {:?} is already loaded", path.display(), p.name))
@@ -163,9 +186,29 @@ mod tests {
         json!({"id": id, "run": run})
     }
 
+    impl Pipeline {
+        fn from_json_t(v: serde_json::Value) -> Result<Pipeline, PipelineError> {
+            Pipeline::from_json(v, 256)
+        }
+        fn from_toml_t(t: &str) -> Result<Pipeline, PipelineError> {
+            Pipeline::from_toml(t, 256)
+        }
+    }
+
+    #[test]
+    fn too_many_stages_and_env_values_redacted() {
+        let stages: Vec<_> = (0..4).map(|i| stage(&format!("s{i}"), "true")).collect();
+        let e = Pipeline::from_json(json!({"name":"d","stages":stages}), 3).unwrap_err();
+        assert_eq!(e.field, "stages");
+        assert!(e.problem.contains("4 stages") && e.problem.contains("limit of 3"), "{e}");
+        let p = Pipeline::from_json_t(json!({"name":"d","stages":[{"id":"a","run":"x","env":{"API_KEY":"hunter2"}}]})).unwrap();
+        let shown = serde_json::to_string(&p.redacted()).unwrap();
+        assert!(shown.contains("API_KEY") && !shown.contains("hunter2"), "{shown}");
+    }
+
     #[test]
     fn a_good_pipeline() {
-        let p = Pipeline::from_json(json!({"name":"demo","stages":[stage("a","echo a"), {"id":"b","run":"echo b","confirm":true,"timeout_s":5,"env":{"X":"1"}}]})).unwrap();
+        let p = Pipeline::from_json_t(json!({"name":"demo","stages":[stage("a","echo a"), {"id":"b","run":"echo b","confirm":true,"timeout_s":5,"env":{"X":"1"}}]})).unwrap();
         assert_eq!(p.stages.len(), 2);
         assert!(p.stages[1].confirm);
     }
@@ -183,19 +226,19 @@ mod tests {
             (json!({"name":"d","stages":[{"id":"a","run":"x","env":{"A=B":"1"}}]}), "stages[0].env"),
         ];
         for (value, field) in cases {
-            let e = Pipeline::from_json(value.clone()).unwrap_err();
+            let e = Pipeline::from_json_t(value.clone()).unwrap_err();
             assert_eq!(e.field, field, "{value}: {e}");
         }
-        let e = Pipeline::from_json(json!({"name":"d","stages":[{"id":"a","run":"x","colour":"red"}]})).unwrap_err();
+        let e = Pipeline::from_json_t(json!({"name":"d","stages":[{"id":"a","run":"x","colour":"red"}]})).unwrap_err();
         assert!(e.problem.contains("unknown field `colour`"), "{e}");
     }
 
     #[test]
     fn toml_errors_carry_the_line() {
         let text = "name = \"d\"\n\n[[stages]]\nid = \"a\"\nrun = 5\n";
-        let e = Pipeline::from_toml(text).unwrap_err();
+        let e = Pipeline::from_toml(text, 256).unwrap_err();
         assert_eq!(e.field, "line 5", "{e}");
-        let ok = Pipeline::from_toml("name = \"d\"\n[[stages]]\nid = \"a\"\nrun = \"echo hi\"\nconfirm = true\n").unwrap();
+        let ok = Pipeline::from_toml_t("name = \"d\"\n[[stages]]\nid = \"a\"\nrun = \"echo hi\"\nconfirm = true\n").unwrap();
         assert!(ok.stages[0].confirm);
     }
 }

@@ -24,6 +24,10 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 const MAX_LINE: usize = 64 * 1024;
 /// After the stage's shell exits, how long its leftover children may hold the pipes.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Chat lines waiting for a `stdin = "chat"` stage to read them; more are dropped.
+const CHAT_QUEUE: usize = 64;
+/// At most one notice per this long about chat lines dropped.
+const CHAT_NOTICE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the engine asks of a running stage.
 #[derive(Debug)]
@@ -63,6 +67,8 @@ pub struct StageContext {
     pub cancel_grace: Duration,
     /// When the engine took the stage from its queue: the start cost runs to the spawn.
     pub dequeued: std::time::Instant,
+    /// What the stage does not inherit of the server's environment.
+    pub env_deny: super::stage_env::EnvDeny,
 }
 
 struct Batch {
@@ -144,6 +150,47 @@ impl StageContext {
     }
 }
 
+/// The stage's stdin, for chat: a bounded queue in front of a writer task, so a stage
+/// that does not read never blocks the loop that handles its cancel, timeout and output.
+struct ChatPipe {
+    tx: mpsc::Sender<String>,
+    dropped: u64,
+    last_notice: Option<std::time::Instant>,
+}
+
+impl ChatPipe {
+    fn new(mut stdin: tokio::process::ChildStdin) -> ChatPipe {
+        let (tx, mut rx) = mpsc::channel::<String>(CHAT_QUEUE);
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
+                if stdin.write_all(line.as_bytes()).await.is_err() {
+                    return; // the stage closed its stdin: nothing more to say
+                }
+            }
+        });
+        ChatPipe { tx, dropped: 0, last_notice: None }
+    }
+
+    fn send(&mut self, ctx: &StageContext, text: &str) {
+        let line = serde_json::json!({"type": "chat", "text": text}).to_string() + "\n";
+        match self.tx.try_send(line) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped += 1;
+                ctx.hub.counters().chat_dropped.inc();
+                if self.last_notice.is_none_or(|t| t.elapsed() >= CHAT_NOTICE_EVERY) {
+                    self.last_notice = Some(std::time::Instant::now());
+                    let message = format!(
+                        "chat not delivered: stage {:?} is not reading its stdin ({} line(s) dropped so far, {CHAT_QUEUE} waiting)",
+                        ctx.stage.id, self.dropped
+                    );
+                    ctx.publish(names::LOG_LINE, &LogLine { level: app::protocol::LogLevel::Warning, message });
+                }
+            }
+        }
+    }
+}
+
 fn signal_group(pgid: Option<i32>, signal: Signal) {
     if let Some(pgid) = pgid {
         // the group is the stage's own (process_group(0)): nothing else can be hit
@@ -179,6 +226,7 @@ pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceive
     };
     let chat = ctx.stage.stdin == Some(StdinMode::Chat);
     let mut cmd = tokio::process::Command::new("sh");
+    ctx.env_deny.apply(&mut cmd);
     cmd.arg("-c")
         .arg(&ctx.stage.run)
         .current_dir(&workdir)
@@ -199,7 +247,7 @@ pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceive
     };
     ctx.hub.counters().stage_start_latency.observe(ctx.dequeued.elapsed().as_secs_f64());
     let pgid = child.id().map(|id| id as i32);
-    let mut stdin = child.stdin.take();
+    let mut chat = child.stdin.take().map(ChatPipe::new);
     let (tx, mut lines) = mpsc::channel(1024);
     if let Some(out) = child.stdout.take() {
         tokio::spawn(read_lines(out, OutputStream::Stdout, tx.clone()));
@@ -250,11 +298,8 @@ pub async fn run_stage(ctx: &StageContext, controls: &mut mpsc::UnboundedReceive
                     kill_at.get_or_insert(Instant::now() + ctx.cancel_grace);
                 }
                 Some(Control::Chat(text)) => {
-                    if let Some(pipe) = stdin.as_mut() {
-                        let line = serde_json::json!({"type": "chat", "text": text}).to_string() + "\n";
-                        if pipe.write_all(line.as_bytes()).await.is_err() {
-                            stdin = None;
-                        }
+                    if let Some(pipe) = chat.as_mut() {
+                        pipe.send(ctx, &text);
                     }
                 }
                 Some(Control::Confirm) => {}

@@ -22,6 +22,9 @@ const WRITE_BATCH: usize = 64;
 /// How long a close frame may take to go out before the socket is just dropped (a slow
 /// consumer that resumes reading within it still learns why: 1013).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// After the server decides to close, how long it keeps reading (and discarding) for
+/// the peer's close frame (RFC 6455 section 7.1.1: the closing handshake).
+const CLOSING_HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// What the upgrade request asked for, already checked.
 #[derive(Debug)]
@@ -54,9 +57,21 @@ pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::fu
     let workflow = params.workflow_id;
     drop(_entered);
     async move {
-        read_loop(stream, &hub, &conn, workflow.as_deref()).await;
-        let _ = writer.await;
+        let mut stream = stream;
+        read_loop(&mut stream, &hub, &conn, workflow.as_deref()).await;
+        // closing: no more events for it, and it no longer counts as connected
         hub.disconnect(&conn);
+        // A close the server starts: while the writer sends what is queued and the close
+        // frame, the reader goes on reading and discarding until the peer's close frame.
+        // Dropping the socket with the peer's frames unread would make the kernel reset
+        // the connection, and the peer would see neither our replies nor why we closed.
+        // (A peer silent past the heartbeat is presumed gone: no one to wait for.)
+        let handshake = async {
+            if !matches!(conn.outbox.close_reason(), CloseReason::ClientGone | CloseReason::HeartbeatTimeout) {
+                let _ = tokio::time::timeout(CLOSING_HANDSHAKE, discard_until_close(&mut stream)).await;
+            }
+        };
+        let (_, ()) = tokio::join!(writer, handshake);
         tracing::debug!(reason = conn.outbox.close_reason().text(), "disconnected");
     }
     .instrument(span)
@@ -111,7 +126,16 @@ fn error_for(code: ErrorCode, message: String, env: &ClientEnvelope) -> ErrorMes
     err
 }
 
-async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, conn: &Arc<ConnectionInfo>, workflow: Option<&str>) {
+/// Reads until the peer's close frame, or the end of the stream, dropping everything.
+async fn discard_until_close(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(msg)) = stream.next().await {
+        if matches!(msg, Message::Close(_)) {
+            return;
+        }
+    }
+}
+
+async fn read_loop(stream: &mut SplitStream<WebSocket>, hub: &Hub, conn: &Arc<ConnectionInfo>, workflow: Option<&str>) {
     let mut limits = ConnectionLimits::new(hub.config());
     // the connection lasts as long as its token
     let expiry = conn.principal.expires_at_ms.map(|at| {
@@ -120,6 +144,8 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, hub: &Hub, conn: &Arc<Con
     });
     loop {
         let next = tokio::select! {
+            // once closing, not one more message is read as a request
+            biased;
             _ = conn.outbox.closing().cancelled() => return,
             _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
                 tracing::info!("closing: the access token expired");
@@ -226,8 +252,8 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
         }
         ClientMessage::Publish { topic, event, data } => {
             super::check_topic(topic).map_err(hub_err)?;
-            if !conn.principal.may_publish(topic) {
-                return Err(forbid(format!("this token may not publish to {topic:?} (see its pub_topics)")));
+            if let Some(why) = super::publish_refusal(&conn.principal, topic) {
+                return Err(forbid(why));
             }
             let raw = serde_json::value::to_raw_value(data)
                 .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
@@ -352,13 +378,12 @@ async fn write_batch(
     Ok(())
 }
 
-/// Sends what is already queued when the close is deliberate (the reply that explains
-/// it, say), then the close frame the reason calls for, all bounded in time, then drops
-/// the socket. A slow consumer's queue is not drained: it is why it is being closed.
+/// Sends what is already queued when the server closes (the replies that explain it,
+/// a slow consumer's gapless backlog), then the close frame the reason calls for, each
+/// bounded in time; the reader meanwhile waits for the peer's close frame.
 async fn finish(mut sink: SplitSink<WebSocket, Message>, rx: OutboxReceiver, outbox: &Outbox, hub: &Hub) {
     let reason = outbox.close_reason();
-    let drain = matches!(reason, CloseReason::Normal | CloseReason::Policy(_) | CloseReason::GoingAway);
-    if drain {
+    if reason != CloseReason::ClientGone {
         let mut batch = Vec::new();
         rx.try_recv_many(&mut batch, usize::MAX);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_batch(&mut sink, &mut batch, hub)).await;

@@ -26,6 +26,12 @@ pub struct Counters {
     pub messages_out: Counter,
     pub events_published: Counter,
     pub slow_consumer_closes: Counter,
+    /// Events dropped from non-durable histories because their memory budget was spent.
+    pub history_evictions: Counter,
+    /// Chat lines not written to a stage's stdin because it was not reading.
+    pub chat_dropped: Counter,
+    /// HTTP connections refused because their address already held its limit.
+    pub connections_refused: Counter,
     pub rejected: Family<CodeLabel, Counter>,
     pub closes: Family<CloseLabel, Counter>,
     /// Seconds from publish to the write of the frame to the socket (oldest of a batch).
@@ -44,6 +50,9 @@ impl Default for Counters {
             messages_out: Counter::default(),
             events_published: Counter::default(),
             slow_consumer_closes: Counter::default(),
+            history_evictions: Counter::default(),
+            chat_dropped: Counter::default(),
+            connections_refused: Counter::default(),
             rejected: Family::default(),
             closes: Family::default(),
             // 50 µs .. ~1.6 s
@@ -62,6 +71,17 @@ impl Default for Counters {
             "slow_consumer_closes",
             "Connections closed with 1013 because their outbound queue overflowed",
             c.slow_consumer_closes.clone(),
+        );
+        r.register(
+            "history_evictions",
+            "Events evicted from non-durable histories to keep them within --history-memory-bytes",
+            c.history_evictions.clone(),
+        );
+        r.register("chat_dropped", "Chat lines dropped because the stage was not reading its stdin", c.chat_dropped.clone());
+        r.register(
+            "connections_refused",
+            "TCP connections refused because their address held --max-connections-per-ip",
+            c.connections_refused.clone(),
         );
         r.register("rejected_messages", "Client messages answered with an error, by code", c.rejected.clone());
         r.register("closes", "Connections closed by the server, by close code", c.closes.clone());

@@ -2,6 +2,7 @@
 //! serialized once and shared by every subscriber, a bounded outbound queue per
 //! connection, heartbeats and limits (PROTOCOL.md sections 1 to 4 and 6).
 
+pub mod budget;
 pub mod connection;
 pub mod counters;
 pub mod outbox;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use topic::{EventSink, Retention, StoredEvent, SubscribeOutcome, Topic};
+use topic::{EventSink, Redaction, Retention, StoredEvent, SubscribeOutcome, Topic};
 
 /// Topics whose events are durable: stored, kept for the life of the run, restored.
 pub const DURABLE_PREFIX: &str = "workflow:";
@@ -40,10 +41,13 @@ pub struct HubConfig {
     pub abuse_limit: u32,
     pub heartbeat: Duration,
     pub outbound_queue: usize,
+    /// Bytes of history all non-durable topics keep together.
+    pub history_memory_bytes: usize,
 }
 
 impl From<&Config> for HubConfig {
     fn from(c: &Config) -> Self {
+        let c = &c.hub;
         let metrics_age = Duration::from_secs(c.metrics_history_seconds);
         HubConfig {
             retention: Retention {
@@ -63,6 +67,7 @@ impl From<&Config> for HubConfig {
             abuse_limit: c.abuse_limit,
             heartbeat: c.heartbeat(),
             outbound_queue: c.outbound_queue as usize,
+            history_memory_bytes: c.history_memory_bytes as usize,
         }
     }
 }
@@ -92,6 +97,17 @@ impl HubError {
             HubError::Overflow => ErrorCode::Internal,
         }
     }
+}
+
+/// Why `who` may not publish to `topic`, if it may not (the same at every door).
+pub fn publish_refusal(who: &crate::auth::Principal, topic: &str) -> Option<String> {
+    if app::protocol::is_server_owned(topic) {
+        return Some(format!(
+            "{topic:?} is written only by the server (workflow:*, coordinator, agents, agent:*, metrics): \
+             no token may publish to it, whatever its pub_topics"
+        ));
+    }
+    (!who.may_publish(topic)).then(|| format!("this token may not publish to {topic:?} (see its pub_topics)"))
 }
 
 pub fn check_topic(topic: &str) -> Result<(), HubError> {
@@ -175,6 +191,7 @@ struct Inner {
     shutdown: CancellationToken,
     actions: std::sync::OnceLock<Arc<dyn WorkflowActions>>,
     sink: std::sync::OnceLock<EventSink>,
+    budget: Arc<budget::MemoryBudget>,
 }
 
 /// A cheap, cloneable handle to the hub.
@@ -202,7 +219,6 @@ impl Hub {
     pub fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
         Hub {
             inner: Arc::new(Inner {
-                config,
                 topics: RwLock::new(HashMap::new()),
                 connections: Mutex::new(HashMap::new()),
                 next_conn_id: AtomicU64::new(1),
@@ -210,6 +226,8 @@ impl Hub {
                 shutdown,
                 actions: std::sync::OnceLock::new(),
                 sink: std::sync::OnceLock::new(),
+                budget: Arc::new(budget::MemoryBudget::new(config.history_memory_bytes)),
+                config,
             }),
         }
     }
@@ -266,7 +284,7 @@ impl Hub {
                     } else {
                         self.inner.config.retention
                     };
-                    Arc::new(Topic::new(name, new_epoch(), retention))
+                    Arc::new(Topic::budgeted(name, new_epoch(), retention, self.inner.budget.clone()))
                 }
             })
             .clone()
@@ -290,13 +308,20 @@ impl Hub {
 
     /// Publishes an event whose data is already JSON; returns its seq.
     pub fn publish_raw(&self, topic: &str, event: &str, data: &RawValue) -> Result<u64, HubError> {
+        self.publish_raw_redacted(topic, event, data, None)
+    }
+
+    fn publish_raw_redacted(&self, topic: &str, event: &str, data: &RawValue, redaction: Option<Redaction<'_>>) -> Result<u64, HubError> {
         check_topic(topic)?;
         check_event(event)?;
-        let published = self.topic(topic).publish(event, data, now_ms());
+        let published = self.topic(topic).publish_redacted(event, data, now_ms(), redaction);
         let counters = &self.inner.counters;
         counters.events_published.inc();
         if published.overflowed > 0 {
             counters.slow_consumer_closes.inc_by(published.overflowed as u64);
+        }
+        if self.inner.budget.is_over() {
+            self.evict_history();
         }
         Ok(published.seq)
     }
@@ -305,6 +330,44 @@ impl Hub {
     pub fn publish<T: Serialize>(&self, topic: &str, event: &str, data: &T) -> Result<u64, HubError> {
         let raw = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadData(e.to_string()))?;
         self.publish_raw(topic, event, &raw)
+    }
+
+    /// Publishes an event that mentions run `scope` (a run's topic): subscribers that
+    /// may not see that run get `redacted` instead, at the same seq.
+    pub fn publish_scoped<T: Serialize>(&self, topic: &str, event: &str, data: &T, scope: &str, redacted: &T) -> Result<u64, HubError> {
+        let bad = |e: serde_json::Error| HubError::BadData(e.to_string());
+        let raw = serde_json::value::to_raw_value(data).map_err(bad)?;
+        let other = serde_json::value::to_raw_value(redacted).map_err(bad)?;
+        self.publish_raw_redacted(topic, event, &raw, Some(Redaction { scope, data: &other }))
+    }
+
+    /// Evicts the oldest events of the non-durable topics, oldest first whatever their
+    /// topic, until their histories fit the budget again.
+    fn evict_history(&self) {
+        use std::cmp::Reverse;
+        let budget = &self.inner.budget;
+        let Ok(_one_evictor) = budget.evicting.try_lock() else { return };
+        let topics: Vec<Arc<Topic>> =
+            self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).values().filter(|t| t.is_budgeted()).cloned().collect();
+        let mut oldest: std::collections::BinaryHeap<Reverse<(std::time::Instant, usize)>> =
+            topics.iter().enumerate().filter_map(|(i, t)| t.oldest().map(|at| Reverse((at, i)))).collect();
+        let mut evicted = 0u64;
+        while budget.used() > budget.target() {
+            let Some(Reverse((_, i))) = oldest.pop() else { break };
+            if topics[i].evict_oldest() {
+                evicted += 1;
+            }
+            if let Some(at) = topics[i].oldest() {
+                oldest.push(Reverse((at, i)));
+            }
+        }
+        self.inner.counters.history_evictions.inc_by(evicted);
+        tracing::debug!(evicted, used = budget.used(), limit = budget.limit(), "history over its memory budget: oldest events evicted");
+    }
+
+    /// Bytes the non-durable histories hold now.
+    pub fn history_bytes(&self) -> usize {
+        self.inner.budget.used()
     }
 
     /// Subscribes a connection (see `Topic::subscribe`), enforcing its subscription limit.
@@ -324,7 +387,7 @@ impl Hub {
                 return Err(HubError::TooManySubscriptions(max));
             }
         }
-        let outcome = self.topic(topic).subscribe(conn.id, &conn.outbox, since, epoch, id).map_err(|e| {
+        let outcome = self.topic(topic).subscribe(conn.id, &conn.outbox, &conn.principal, since, epoch, id).map_err(|e| {
             if e == PushError::Overflow {
                 self.inner.counters.slow_consumer_closes.inc();
             }

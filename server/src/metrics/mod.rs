@@ -134,7 +134,15 @@ impl Sampler {
                 return;
             };
             sampler = Some(s);
-            if let Err(e) = hub.publish(METRICS_TOPIC, names::METRICS, &sample) {
+            // the current task names a run: only those who may see it are told which
+            let published = match sample.current_task.as_ref().and_then(|t| app::protocol::TopicKind::Workflow.topic(&t.id).ok()) {
+                Some(scope) => {
+                    let redacted = MetricsSample { current_task: None, ..sample.clone() };
+                    hub.publish_scoped(METRICS_TOPIC, names::METRICS, &sample, &scope, &redacted)
+                }
+                None => hub.publish(METRICS_TOPIC, names::METRICS, &sample),
+            };
+            if let Err(e) = published {
                 tracing::error!(error = %e, "cannot publish metrics");
             }
         }

@@ -5,6 +5,7 @@
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
+use server::auth::Rights;
 use server::config::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -62,35 +63,51 @@ pub async fn start_server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     start_in(tempdir::TempDir::new(), tweak).await
 }
 
-/// The same, with auth on: the secret in a file, as a deployment would have it.
+/// The same, with auth on (the default), the secret in a file as a deployment would
+/// have it, and inline pipelines on (the test servers' own setting).
 pub async fn start_secure_server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let data = tempdir::TempDir::new();
     let secret = data.path().join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).expect("write the secret");
     start_in(data, move |c| {
-        c.auth_secret_file = Some(secret);
+        c.auth.mode = server::config::Switch::On;
+        c.auth.auth_secret_file = Some(secret);
         tweak(c);
     })
     .await
 }
 
-/// A token signed with `secret` (HS256), valid for `ttl_s` seconds (negative: expired).
-pub fn token_with(secret: &str, sub: &str, sub_topics: &[&str], pub_topics: &[&str], control: bool, ttl_s: i64) -> String {
+/// A token signed with `secret` (HS256), valid for `ttl_s` seconds (negative: expired),
+/// with `rights`.
+pub fn token_signed(secret: &str, sub: &str, sub_topics: &[&str], pub_topics: &[&str], rights: Rights, ttl_s: i64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let claims = server::auth::Claims {
         sub: sub.into(),
         exp: (now + ttl_s).max(0) as u64,
         iat: None,
+        nbf: None,
+        typ: None,
         sub_topics: sub_topics.iter().map(|s| s.to_string()).collect(),
         pub_topics: pub_topics.iter().map(|s| s.to_string()).collect(),
-        control,
+        rights,
     };
     server::auth::keys::Keys::new(secret.as_bytes()).unwrap().mint(&claims).unwrap()
 }
 
-/// A token of the test servers' secret, valid for an hour.
-pub fn token(sub: &str, sub_topics: &[&str], pub_topics: &[&str], control: bool) -> String {
-    token_with(SECRET, sub, sub_topics, pub_topics, control, 3600)
+/// The same, with an operator's rights or none.
+pub fn token_with(secret: &str, sub: &str, sub_topics: &[&str], pub_topics: &[&str], operator: bool, ttl_s: i64) -> String {
+    let rights = if operator { Rights::OPERATOR } else { Rights::NONE };
+    token_signed(secret, sub, sub_topics, pub_topics, rights, ttl_s)
+}
+
+/// A token of the test servers' secret, valid for an hour: an operator's or no rights.
+pub fn token(sub: &str, sub_topics: &[&str], pub_topics: &[&str], operator: bool) -> String {
+    token_with(SECRET, sub, sub_topics, pub_topics, operator, 3600)
+}
+
+/// A token of the test servers' secret with exactly `rights`, valid for an hour.
+pub fn token_rights(sub: &str, sub_topics: &[&str], rights: Rights) -> String {
+    token_signed(SECRET, sub, sub_topics, &[], rights, 3600)
 }
 
 async fn start_in(data: tempdir::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
@@ -258,15 +275,25 @@ impl Binary {
     }
 }
 
-/// Starts the binary on a free port with its data in `data`, and reads the address it logs.
+/// Starts the binary on a free port with its data in `data`, auth off and inline
+/// pipelines on (the tests that are not about auth), and reads the address it logs.
 pub fn start_binary(data: &std::path::Path, args: &[&str]) -> Binary {
-    start_binary_env(data, args, &[])
+    let mut all = vec!["--auth", "off", "--inline-pipelines", "on"];
+    all.extend_from_slice(args);
+    start_binary_env(data, &all, &[])
 }
 
-/// The same, with extra environment variables.
+/// The binary on its shipped defaults (auth on), `args` and `env` added; nothing of the
+/// caller's own `SWITCHBOARD_*` environment.
 pub fn start_binary_env(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Binary {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SWITCHBOARD_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args(["--port", "0", "--log", "info"])
         .args(args)
         .arg("--data-dir")

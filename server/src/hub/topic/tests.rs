@@ -3,6 +3,10 @@ use app::protocol::{EventFrame, ServerMessage};
 use crate::hub::outbox::OutboxReceiver;
 use tokio_util::sync::CancellationToken;
 
+fn open() -> crate::auth::Principal {
+    crate::auth::Principal::open()
+}
+
 fn topic(max_events: usize) -> Topic {
     Topic::new("t:1", "ep".into(), Retention { max_events, max_age: Duration::from_secs(600) })
 }
@@ -56,7 +60,7 @@ fn seq_starts_at_one_without_gaps_and_live_events_follow() {
     let t = topic(100);
     let root = CancellationToken::new();
     let (outbox, mut rx) = Outbox::new(64, &root);
-    let out = t.subscribe(1, &outbox, None, None, None).unwrap();
+    let out = t.subscribe(1, &outbox, &open(), None, None, None).unwrap();
     assert_eq!(out, SubscribeOutcome { seq: 0, recovered: true, replayed: 0 });
     for i in 1..=5 {
         assert_eq!(t.publish("e", &raw(i.into()), 0).seq, i);
@@ -74,7 +78,7 @@ fn since_replays_then_goes_live() {
     }
     let root = CancellationToken::new();
     let (outbox, mut rx) = Outbox::new(4, &root);
-    let out = t.subscribe(1, &outbox, Some(6), Some("ep"), Some(3.into())).unwrap();
+    let out = t.subscribe(1, &outbox, &open(), Some(6), Some("ep"), Some(3.into())).unwrap();
     assert_eq!(out, SubscribeOutcome { seq: 10, recovered: true, replayed: 4 });
     t.publish("e", &raw(0.into()), 0);
     let msgs = drain(&mut rx);
@@ -89,7 +93,7 @@ fn since_at_the_last_seq_replays_nothing_and_is_recovered() {
     t.publish("e", &raw(1.into()), 0);
     let root = CancellationToken::new();
     let (outbox, _rx) = Outbox::new(4, &root);
-    let out = t.subscribe(1, &outbox, Some(1), None, None).unwrap();
+    let out = t.subscribe(1, &outbox, &open(), Some(1), None, None).unwrap();
     assert_eq!(out, SubscribeOutcome { seq: 1, recovered: true, replayed: 0 });
 }
 
@@ -102,13 +106,13 @@ fn unrecoverable_since_is_not_recovered_and_replays_nothing() {
     let root = CancellationToken::new();
     let (outbox, _rx) = Outbox::new(16, &root);
     // history holds 8..=10: seq 5 is gone
-    assert!(!t.subscribe(1, &outbox, Some(5), None, None).unwrap().recovered);
+    assert!(!t.subscribe(1, &outbox, &open(), Some(5), None, None).unwrap().recovered);
     // 7 -> needs 8.. which is there
-    assert_eq!(t.subscribe(1, &outbox, Some(7), None, None).unwrap().replayed, 3);
+    assert_eq!(t.subscribe(1, &outbox, &open(), Some(7), None, None).unwrap().replayed, 3);
     // beyond the last seq
-    assert!(!t.subscribe(1, &outbox, Some(11), None, None).unwrap().recovered);
+    assert!(!t.subscribe(1, &outbox, &open(), Some(11), None, None).unwrap().recovered);
     // another epoch
-    assert!(!t.subscribe(1, &outbox, Some(9), Some("old"), None).unwrap().recovered);
+    assert!(!t.subscribe(1, &outbox, &open(), Some(9), Some("old"), None).unwrap().recovered);
 }
 
 #[test]
@@ -140,8 +144,8 @@ fn overflowing_subscriber_is_dropped_and_others_keep_receiving() {
     let root = CancellationToken::new();
     let (slow, _slow_rx) = Outbox::new(2, &root);
     let (fast, mut fast_rx) = Outbox::new(64, &root);
-    t.subscribe(1, &slow, None, None, None).unwrap();
-    t.subscribe(2, &fast, None, None, None).unwrap();
+    t.subscribe(1, &slow, &open(), None, None, None).unwrap();
+    t.subscribe(2, &fast, &open(), None, None, None).unwrap();
     let results: Vec<Published> = (0..3).map(|i| t.publish("e", &raw(i.into()), 0)).collect();
     assert_eq!(results[1].overflowed, 1);
     assert!(slow.is_closing());
@@ -155,11 +159,59 @@ fn resubscribing_replaces_and_unsubscribe_removes() {
     let t = topic(100);
     let root = CancellationToken::new();
     let (outbox, mut rx) = Outbox::new(64, &root);
-    t.subscribe(1, &outbox, None, None, None).unwrap();
-    t.subscribe(1, &outbox, None, None, None).unwrap();
+    t.subscribe(1, &outbox, &open(), None, None, None).unwrap();
+    t.subscribe(1, &outbox, &open(), None, None, None).unwrap();
     assert_eq!(t.subscriber_count(), 1);
     t.publish("e", &raw(1.into()), 0);
     assert_eq!(seqs(&drain(&mut rx)), [1], "one copy, not two");
     assert!(t.unsubscribe(1));
     assert!(!t.unsubscribe(1));
+}
+
+#[test]
+fn a_subscriber_that_may_not_see_the_scope_gets_the_redacted_frame_at_the_same_seq() {
+    let t = topic(100);
+    let root = CancellationToken::new();
+    let (full, mut full_rx) = Outbox::new(64, &root);
+    let (narrow, mut narrow_rx) = Outbox::new(64, &root);
+    let claims = crate::auth::Claims {
+        sub: "n".into(),
+        exp: u64::MAX / 2,
+        iat: None,
+        nbf: None,
+        typ: None,
+        sub_topics: vec!["t:*".into()],
+        pub_topics: vec![],
+        rights: Default::default(),
+    };
+    let viewer = crate::auth::Principal::from_claims(claims);
+    t.subscribe(1, &full, &open(), None, None, None).unwrap();
+    t.subscribe(2, &narrow, &viewer, None, None, None).unwrap();
+    let redacted = raw(serde_json::json!({"run": null}));
+    let redaction = Redaction { scope: "workflow:secret", data: &redacted };
+    t.publish_redacted("e", &raw(serde_json::json!({"run": "secret"})), 0, Some(redaction));
+    let data = |msgs: Vec<ServerMessage>| match &msgs[1] {
+        ServerMessage::Event(e) => (e.seq, e.data.get().to_owned()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(data(drain(&mut full_rx)), (1, r#"{"run":"secret"}"#.to_owned()));
+    assert_eq!(data(drain(&mut narrow_rx)), (1, r#"{"run":null}"#.to_owned()));
+    let (events, _) = t.history(0, 10);
+    assert_eq!(events[0].frame_for(&viewer).contains("secret"), false);
+}
+
+#[test]
+fn budgeted_history_is_counted_and_evicted_oldest_first() {
+    let budget = Arc::new(MemoryBudget::new(10_000));
+    let t = Topic::budgeted("t:b", "ep".into(), Retention { max_events: 1_000, max_age: Duration::from_secs(600) }, budget.clone());
+    for i in 0..10 {
+        t.publish("e", &raw(serde_json::json!({"i": i, "pad": "x".repeat(500)})), 0);
+    }
+    let used = budget.used();
+    assert!(used > 5_000 && used < 10_000, "{used}");
+    assert!(t.evict_oldest());
+    assert_eq!(t.history(0, 100).0[0].seq, 2);
+    assert!(budget.used() < used);
+    drop(t);
+    assert_eq!(budget.used(), 0, "a dropped topic gives its bytes back");
 }
