@@ -23,6 +23,35 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Deletes runs finished longer ago than the retention period, with their events
+    /// and artifacts (the server also does it by itself, every --prune-every-s).
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The server's data folder.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// Delete runs finished more than this long ago (`30d`, `12h`, `0s` for every
+    /// finished run).
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+}
+
+/// `switchboard prune`: the number of runs deleted.
+pub async fn prune(args: &PruneArgs) -> Result<usize, crate::ServerError> {
+    if !args.data_dir.join(crate::storage::DB_FILE).exists() {
+        return Err(crate::ServerError::DataDir {
+            path: args.data_dir.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database there (see --data-dir)"),
+        });
+    }
+    let database = crate::storage::Database::open(&args.data_dir).await?;
+    let ids = crate::engine::retention::prune(&database.reader(), &args.data_dir.join("runs"), args.older_than)
+        .await
+        .map_err(crate::storage::StorageError::Sql)?;
+    Ok(ids.len())
 }
 
 #[derive(Debug, Subcommand)]

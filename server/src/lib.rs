@@ -44,6 +44,8 @@ pub struct AppState {
     pub origins: auth::origin::Origins,
     pub http_limits: api::guard::HttpLimits,
     pub http: config::HttpSettings,
+    /// The database writer's health (for `/healthz` and `/metrics`).
+    pub storage: Arc<storage::Health>,
     /// Where people reach the dashboard (`--public-url`, else http://ADDR).
     pub public_url: String,
 }
@@ -102,22 +104,29 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let tracker = TaskTracker::new();
     let database = storage::Database::open(&config.data_dir).await?;
     let clean = database.begin_session().await?;
-    let stored = database.load().await?;
+    if !clean {
+        tracing::warn!("the last process did not stop cleanly: every run's topic starts a new epoch (clients reload)");
+    }
+    let reader = database.reader();
+    let unfinished = reader.unfinished().await.map_err(storage::StorageError::Sql)?;
+    let stored_runs = reader.run_count().await.map_err(storage::StorageError::Sql)?;
+    let durations = reader.durations().await.map_err(storage::StorageError::Sql)?;
     // stopped last, after every task that writes has ended
     let writer_stop = CancellationToken::new();
-    let (store, writer) = database.start_writer(writer_stop.clone());
-    let hub = Hub::new(HubConfig::from(&config), shutdown.child_token());
-    let sink_store = store.clone();
-    hub.set_event_sink(Arc::new(move |topic: &str, seq: u64, frame: &str| {
-        sink_store.write(storage::Write::Event { topic: topic.to_owned(), seq, frame: frame.to_owned() })
-    }));
+    let limits = storage::StorageLimits { queue: config.storage.db_queue as usize };
+    let (store, writer) = database.start_writer(limits, writer_stop.clone());
+    let hub_config = HubConfig::from(&config);
+    let durable = hub::log::durable::DurableLog::new(store.clone(), reader.clone(), hub_config.durable_window);
+    let hub = Hub::new(hub_config, Some(durable), shutdown.child_token());
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
     let engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));
-    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), Some(store));
-    engine.restore(stored, clean);
+    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), store.clone(), reader);
+    engine.restore(unfinished, stored_runs.max(0) as u64, durations).await;
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
+    let every = Duration::from_secs(config.storage.prune_every_s);
+    tracker.spawn(engine.clone().run_retention(config.storage.retention(), every));
     let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));
     let every = Duration::from_millis(config.hub.metrics_interval_ms);
     tracker.spawn(sampler.run(hub.clone(), every, shutdown.child_token()));
@@ -135,9 +144,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         origins: auth::origin::Origins::new(&config.auth.allowed_origins, hosts.clone()),
         http_limits,
         http: config.http.clone(),
+        storage: store.health().clone(),
         public_url: public_url.clone(),
     };
     let counters_hub = state.hub.clone();
+    let hub_for_shutdown = state.hub.clone();
     let app = site::router(state);
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening on http://{addr}");
     tracing::info!(hosts = %hosts.describe(), "answering to these hosts only (add others with --allowed-hosts)");
@@ -152,9 +163,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let served = http_server::serve(listener, app, limits, shutdown.clone(), refused).await;
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), tracker.wait()).await.is_err() {
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!("some connections did not close in time");
     }
+    let _ = tokio::time::timeout(grace, hub_for_shutdown.wait_tasks()).await;
+    drop(store);
     writer_stop.cancel();
     if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), writer).await.is_err() {
         tracing::warn!("the database writer did not finish in time");

@@ -22,6 +22,16 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Prune(args)) => match server::cli::prune(&args).await {
+            Ok(n) => {
+                println!("{n} run(s) deleted");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard prune: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => serve(cli.config).await,
     }
 }

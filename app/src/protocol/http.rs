@@ -19,6 +19,13 @@ pub struct StageSnapshot {
     pub finished_at: Option<TimestampMs>,
     pub exit_code: Option<i32>,
     pub error: Option<String>,
+    /// Bytes of terminal output not stored because the run passed its output cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub output_dropped_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl StageSnapshot {
@@ -41,6 +48,7 @@ impl StageSnapshot {
         self.finished_at = None;
         self.exit_code = None;
         self.error = None;
+        self.output_dropped_bytes = 0;
     }
 }
 
@@ -62,12 +70,15 @@ pub struct WorkflowSnapshot {
     pub epoch: String,
 }
 
-/// `GET /api/v1/workflows`: every run, newest first, at `seq` of `coordinator`.
+/// `GET /api/v1/workflows`: a page of runs, newest first, at `seq` of `coordinator`;
+/// `next_cursor` asks for the page after it (absent on the last page).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowList {
     pub workflows: Vec<WorkflowSnapshot>,
     pub seq: u64,
     pub epoch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A stage as `GET /api/v1/pipelines` lists it (the fields the dashboard reads).

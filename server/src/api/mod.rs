@@ -5,6 +5,7 @@ pub mod error;
 pub mod gate;
 pub mod guard;
 pub mod limits;
+pub mod listing;
 pub mod session;
 pub mod status;
 pub mod topics;
@@ -22,7 +23,7 @@ use limits::limited;
 pub fn v1(state: &AppState) -> Router<AppState> {
     let message_bytes = state.hub.config().max_message_bytes;
     let pipeline_bytes = state.http.max_pipeline_bytes as usize;
-    let start = Router::new().route("/workflows", post(workflows::start).get(workflows::list));
+    let start = Router::new().route("/workflows", post(workflows::start).get(listing::list));
     let rest = Router::new()
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))

@@ -28,7 +28,7 @@ pub async fn publish(
     if let Some(why) = crate::hub::publish_refusal(&who, &body.topic) {
         return Err(ApiError::forbidden(why));
     }
-    let seq = state.hub.publish_raw(&body.topic, &body.event, &body.data)?;
+    let seq = state.hub.publish_raw(&body.topic, &body.event, &body.data).await?;
     Ok(Json(serde_json::json!({ "topic": body.topic, "seq": seq })))
 }
 
@@ -55,7 +55,7 @@ pub async fn history(
         return Err(ApiError::forbidden(format!("this token may not read {topic:?} (see its sub_topics)")));
     }
     let limit = q.limit.unwrap_or(HISTORY_DEFAULT_LIMIT).min(HISTORY_MAX_LIMIT);
-    let page = state.hub.history(&topic, q.since, limit)?;
+    let page = state.hub.history(&topic, q.since, limit).await?;
     // within the byte budget (always at least one event, so a reader makes progress)
     let budget = state.http.history_response_bytes as usize;
     let mut body = String::with_capacity(64 + page.events.iter().map(|e| e.frame.len() + 1).sum::<usize>().min(budget));

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use crate::auth::Principal;
 use crate::engine::EngineError;
 use crate::AppState;
-use app::protocol::{ControlAction, ErrorCode, AGENTS_TOPIC, COORDINATOR_TOPIC};
+use app::protocol::{ControlAction, ErrorCode, WorkflowSnapshot, AGENTS_TOPIC};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -77,31 +77,17 @@ pub async fn start(
             ));
         }
     }
-    let snapshot = state.engine.submit(body.pipeline)?;
+    let snapshot = state.engine.submit(body.pipeline).await?;
     Ok((StatusCode::CREATED, Json(snapshot)).into_response())
-}
-
-/// Every run, with the `seq` and `epoch` of `coordinator` at that instant (taken
-/// first: a summary published after it is above `seq`, so nothing falls in between).
-/// Only the runs the principal may see are listed.
-pub async fn list(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
-    let (seq, epoch) = state.hub.position(COORDINATOR_TOPIC)?;
-    let runs: Vec<Value> = state
-        .engine
-        .list()
-        .into_iter()
-        .filter(|r| r["id"].as_str().is_some_and(|id| who.may_subscribe(&topic(id))))
-        .collect();
-    Ok(Json(json!({ "workflows": runs, "seq": seq, "epoch": epoch })))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowSnapshot>, ApiError> {
     may_see(&who, &id)?;
-    Ok(Json(state.engine.snapshot(&id)?))
+    Ok(Json(state.engine.snapshot(&id).await?))
 }
 
 /// `POST /workflows/{id}/{pause|resume|cancel|confirm}`
@@ -109,29 +95,29 @@ pub async fn act(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath((id, action)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowSnapshot>, ApiError> {
     may_act(&who, &id)?;
     let engine = &state.engine;
     match action.as_str() {
-        "pause" => engine.control(&id, ControlAction::Pause)?,
-        "resume" => engine.control(&id, ControlAction::Resume)?,
-        "cancel" => engine.control(&id, ControlAction::Cancel)?,
-        "confirm" => engine.confirm(&id)?,
+        "pause" => engine.control(&id, ControlAction::Pause).await?,
+        "resume" => engine.control(&id, ControlAction::Resume).await?,
+        "cancel" => engine.control(&id, ControlAction::Cancel).await?,
+        "confirm" => engine.confirm(&id).await?,
         other => {
             return Err(ApiError::not_found(format!("no action {other:?}: use pause, resume, cancel or confirm")))
         }
     }
-    Ok(Json(engine.snapshot(&id)?))
+    Ok(Json(engine.snapshot(&id).await?))
 }
 
 pub async fn restart(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     ApiPath((id, stage)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowSnapshot>, ApiError> {
     may_act(&who, &id)?;
-    state.engine.restart_stage(&id, &stage)?;
-    Ok(Json(state.engine.snapshot(&id)?))
+    state.engine.restart_stage(&id, &stage).await?;
+    Ok(Json(state.engine.snapshot(&id).await?))
 }
 
 #[derive(Deserialize)]
@@ -154,7 +140,7 @@ pub async fn chat(
     }
     // with auth on, a message is from its token's subject, whatever it claims
     let from = if state.auth.is_on() { who.sub.to_string() } else { body.from.unwrap_or_else(|| "api".into()) };
-    state.engine.chat(&id, &from, &body.text)?;
+    state.engine.chat(&id, &from, &body.text).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -168,7 +154,7 @@ pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
 /// Every agent at `seq` of `agents`, and the coordinator's figures now; an agent's
 /// current task is shown only to a token that may see that run.
 pub async fn agents(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
-    let (seq, epoch) = state.hub.position(AGENTS_TOPIC)?;
+    let (seq, epoch) = state.hub.position(AGENTS_TOPIC).await?;
     let coordinator = state.engine.coordinator_metrics();
     let agents: Vec<_> = state.engine.agents().into_iter().map(|a| crate::engine::agents::as_seen_by(a, &who)).collect();
     Ok(Json(json!({ "agents": agents, "seq": seq, "epoch": epoch, "coordinator": coordinator })))
@@ -200,7 +186,7 @@ pub async fn artifact(
     if let Some(why) = bad_name(req.uri().path(), &name) {
         return Err(ApiError::new(ErrorCode::BadRequest, why));
     }
-    let root = state.engine.artifacts_dir(&id)?;
+    let root = state.engine.artifacts_dir(&id).await?;
     let root = root.canonicalize().map_err(|_| ApiError::not_found(format!("workflow {id:?} has no artifacts")))?;
     let path = root
         .join(&name)

@@ -42,6 +42,19 @@ pub struct EngineSettings {
     #[arg(long, env = "SWITCHBOARD_MAX_QUEUED_RUNS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_queued_runs: u64,
 
+    /// Terminal output stored per run, in bytes; past it, one notice, and the bytes
+    /// dropped are counted in the stage's status.
+    #[arg(long, env = "SWITCHBOARD_MAX_OUTPUT_BYTES", default_value_t = 268_435_456, value_parser = clap::value_parser!(u64).range(1_024..))]
+    pub max_output_bytes: u64,
+
+    /// Finished runs kept in memory (the newest); older ones are read from the database.
+    #[arg(long, env = "SWITCHBOARD_FINISHED_RUNS_IN_MEMORY", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub finished_runs_in_memory: u64,
+
+    /// Seconds a finished run stays in memory at most.
+    #[arg(long, env = "SWITCHBOARD_FINISHED_RUN_MEMORY_S", default_value_t = 600)]
+    pub finished_run_memory_s: u64,
+
     /// Longest chat message, in bytes.
     #[arg(long, env = "SWITCHBOARD_MAX_CHAT_BYTES", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub max_chat_bytes: u64,

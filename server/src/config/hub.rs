@@ -55,6 +55,14 @@ pub struct HubSettings {
     #[arg(long, env = "SWITCHBOARD_HISTORY_MEMORY_BYTES", default_value_t = 268_435_456, value_parser = clap::value_parser!(u64).range(65_536..))]
     pub history_memory_bytes: u64,
 
+    /// Events of a run's topic kept in memory (the rest is read from the database).
+    #[arg(long, env = "SWITCHBOARD_DURABLE_WINDOW_EVENTS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub durable_window_events: u64,
+
+    /// Bytes of a run's topic kept in memory, at most (besides what is not yet stored).
+    #[arg(long, env = "SWITCHBOARD_DURABLE_WINDOW_BYTES", default_value_t = 4_194_304, value_parser = clap::value_parser!(u64).range(1_024..))]
+    pub durable_window_bytes: u64,
+
     /// Outbound queue per connection, in messages; a subscriber that overflows it is
     /// closed with 1013 (slow consumer) rather than silently skipped.
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE", default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]

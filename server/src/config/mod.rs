@@ -5,11 +5,13 @@ mod auth;
 mod engine;
 mod http;
 mod hub;
+mod storage;
 
 pub use auth::AuthSettings;
 pub use engine::{EngineSettings, STAGE_ENV_DENY_DEFAULT};
 pub use http::HttpSettings;
 pub use hub::HubSettings;
+pub use storage::StorageSettings;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +46,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub engine: EngineSettings,
+
+    #[command(flatten)]
+    pub storage: StorageSettings,
 
     /// Seconds open connections get to close on shutdown before they are dropped.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_S", default_value_t = 5)]

@@ -50,30 +50,30 @@ impl LocalAgent {
 
     /// Its status on `agents` and `agent:local`; a subscriber that may not see the run
     /// it works on gets the status without its current task.
-    pub fn publish(&self, hub: &Hub) {
+    pub async fn publish(&self, hub: &Hub) {
         let status = self.status();
         let topics = [Some(AGENTS_TOPIC.to_owned()), TopicKind::Agent.topic(LOCAL_AGENT).ok()];
         for topic in topics.iter().flatten() {
             let _ = match task_scope(&status) {
                 Some(scope) => {
                     let redacted = AgentStatus { current_task: None, ..status.clone() };
-                    hub.publish_scoped(topic, names::AGENT_STATUS, &status, &scope, &redacted)
+                    hub.publish_scoped(topic, names::AGENT_STATUS, &status, &scope, &redacted).await
                 }
-                None => hub.publish(topic, names::AGENT_STATUS, &status),
+                None => hub.publish(topic, names::AGENT_STATUS, &status).await,
             };
         }
     }
 
-    pub fn stage_started(&self, hub: &Hub, task: &str) {
+    pub async fn stage_started(&self, hub: &Hub, task: &str) {
         {
             let mut c = self.lock();
             c.running += 1;
             c.current_task = Some(task.to_owned());
         }
-        self.publish(hub);
+        self.publish(hub).await;
     }
 
-    pub fn stage_finished(&self, hub: &Hub, seconds: f64, failed: bool) {
+    pub async fn stage_finished(&self, hub: &Hub, seconds: f64, failed: bool) {
         {
             let mut c = self.lock();
             c.running = c.running.saturating_sub(1);
@@ -86,7 +86,7 @@ impl LocalAgent {
                 c.errors += 1;
             }
         }
-        self.publish(hub);
+        self.publish(hub).await;
     }
 }
 

@@ -1,52 +1,58 @@
-//! A workflow run's state, as snapshots show it and as its events report it.
+//! A workflow run's state: exactly the protocol's snapshot (`WorkflowSnapshot`, its
+//! `seq` and `epoch` filled in when one is taken), and what the engine keeps beside it.
 
 use super::pipeline::Pipeline;
-use app::protocol::{StageState, TimestampMs, WorkflowState, WorkflowStatus};
-use serde::Serialize;
+use app::protocol::{StageSnapshot, StageState, TimestampMs, WorkflowSnapshot, WorkflowState, WorkflowStatus};
+use std::ops::{Deref, DerefMut};
 
-/// A stage's state is exactly what snapshots carry: the protocol's type.
-pub use app::protocol::StageSnapshot as StageRun;
-
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Run {
-    pub id: String,
-    pub name: String,
-    pub state: WorkflowState,
-    pub progress: f64,
-    pub stage_index: Option<usize>,
-    pub eta_s: Option<f64>,
-    pub created_at: TimestampMs,
-    pub started_at: Option<TimestampMs>,
-    pub finished_at: Option<TimestampMs>,
-    pub error: Option<String>,
-    pub stages: Vec<StageRun>,
-    #[serde(skip)]
+    /// What snapshots show.
+    pub view: WorkflowSnapshot,
     pub pipeline: Pipeline,
     /// Progress at the last summary on `coordinator` (summaries are rationed).
-    #[serde(skip)]
     pub summarised_progress: f64,
+    /// Bytes of terminal output stored for this run (capped).
+    pub output_bytes: u64,
+}
+
+impl Deref for Run {
+    type Target = WorkflowSnapshot;
+    fn deref(&self) -> &WorkflowSnapshot {
+        &self.view
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut WorkflowSnapshot {
+        &mut self.view
+    }
+}
+
+fn stage_views(pipeline: &Pipeline) -> Vec<StageSnapshot> {
+    pipeline
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(index, s)| StageSnapshot {
+            id: s.id.clone(),
+            name: s.display_name().to_owned(),
+            index,
+            status: StageState::Pending,
+            progress: 0.0,
+            confirm: s.confirm,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            error: None,
+            output_dropped_bytes: 0,
+        })
+        .collect()
 }
 
 impl Run {
     pub fn new(id: String, pipeline: Pipeline, now: TimestampMs) -> Run {
-        let stages = pipeline
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(index, s)| StageRun {
-                id: s.id.clone(),
-                name: s.display_name().to_owned(),
-                index,
-                status: StageState::Pending,
-                progress: 0.0,
-                confirm: s.confirm,
-                started_at: None,
-                finished_at: None,
-                exit_code: None,
-                error: None,
-            })
-            .collect();
-        Run {
+        let view = WorkflowSnapshot {
             id,
             name: pipeline.name.clone(),
             state: WorkflowState::Pending,
@@ -57,26 +63,16 @@ impl Run {
             started_at: None,
             finished_at: None,
             error: None,
-            stages,
-            pipeline,
-            summarised_progress: 0.0,
-        }
+            stages: stage_views(&pipeline),
+            seq: 0,
+            epoch: String::new(),
+        };
+        Run { view, pipeline, summarised_progress: 0.0, output_bytes: 0 }
     }
 
     /// Overall progress: finished stages count whole, the current one by its share.
     pub fn recompute_progress(&mut self) {
-        let n = self.stages.len().max(1) as f64;
-        let done = self
-            .stages
-            .iter()
-            .map(|s| match s.status {
-                StageState::Completed | StageState::WaitingConfirmation => 1.0,
-                // a stage that never ran is no progress, whatever the run's end
-                StageState::Skipped => 0.0,
-                _ => s.progress.clamp(0.0, 1.0),
-            })
-            .sum::<f64>();
-        self.progress = (done / n).clamp(0.0, 1.0);
+        self.view.progress = progress_of(&self.view.stages);
     }
 
     pub fn status_event(&self, with_identity: bool) -> WorkflowStatus {
@@ -93,6 +89,25 @@ impl Run {
     pub fn stage_position(&self, stage_id: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.id == stage_id)
     }
+
+    /// The snapshot at `seq` of the run's topic, in `epoch`.
+    pub fn snapshot_at(&self, seq: u64, epoch: String) -> WorkflowSnapshot {
+        WorkflowSnapshot { seq, epoch, ..self.view.clone() }
+    }
+}
+
+pub fn progress_of(stages: &[StageSnapshot]) -> f64 {
+    let n = stages.len().max(1) as f64;
+    let done = stages
+        .iter()
+        .map(|s| match s.status {
+            StageState::Completed | StageState::WaitingConfirmation => 1.0,
+            // a stage that never ran is no progress, whatever the run's end
+            StageState::Skipped => 0.0,
+            _ => s.progress.clamp(0.0, 1.0),
+        })
+        .sum::<f64>();
+    (done / n).clamp(0.0, 1.0)
 }
 
 /// The ETA of a run: from its own progress rate once it has made some, otherwise from

@@ -48,15 +48,16 @@ pub struct ConnectParams {
 pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::future::Future<Output = ()> + Send {
     let (outbox, rx) = Outbox::new(hub.config().outbound_queue, hub.shutdown_token());
     let conn = hub.connect(outbox, params.principal.clone(), params.user_id.clone(), params.session_id.clone());
-    let span = tracing::info_span!("ws", client = %conn.client_id);
+    // a debug span: at the default `info` level it allocates nothing per connection
+    let span = tracing::debug_span!("ws", client = %conn.client_id);
     let _entered = span.enter();
     tracing::debug!("connected");
-    greet(&hub, &conn, &params);
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
-    let workflow = params.workflow_id;
     drop(_entered);
     async move {
+        // boxed: run once, so its state need not live in every idle connection's future
+        let workflow = Box::pin(greet(&hub, &conn, params)).await;
         let mut stream = stream;
         read_loop(&mut stream, &hub, &conn, workflow.as_deref()).await;
         // closing: no more events for it, and it no longer counts as connected
@@ -78,7 +79,8 @@ pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::fu
 }
 
 /// `hello`, then every auto-subscription's `subscribed`, then any error about them.
-fn greet(hub: &Hub, conn: &ConnectionInfo, params: &ConnectParams) {
+/// Returns the alias's workflow, if any.
+async fn greet(hub: &Hub, conn: &Arc<ConnectionInfo>, params: ConnectParams) -> Option<String> {
     let config = hub.config();
     let hello = ServerMessage::Hello(Hello {
         client_id: conn.client_id.clone(),
@@ -96,13 +98,14 @@ fn greet(hub: &Hub, conn: &ConnectionInfo, params: &ConnectParams) {
             reply_error(hub, conn, forbidden_topic(topic));
             continue;
         }
-        if let Err(e) = hub.subscribe(conn, topic, None, None, None) {
+        if let Err(e) = hub.subscribe(conn, topic, None, None, None).await {
             reply_error(hub, conn, ErrorMessage::new(e.code(), e.to_string()));
         }
     }
     for err in &params.errors {
         reply_error(hub, conn, err.clone());
     }
+    params.workflow_id
 }
 
 fn forbidden_topic(topic: &str) -> ErrorMessage {
@@ -165,7 +168,7 @@ async fn read_loop(stream: &mut SplitStream<WebSocket>, hub: &Hub, conn: &Arc<Co
         match msg {
             Message::Text(text) => {
                 hub.counters().messages_in.inc();
-                handle_text(hub, conn, &mut limits, text.as_str(), workflow);
+                handle_text(hub, conn, &mut limits, text.as_str(), workflow).await;
             }
             Message::Binary(_) => {
                 hub.counters().messages_in.inc();
@@ -211,7 +214,7 @@ fn admit(
     false
 }
 
-fn handle_text(hub: &Hub, conn: &ConnectionInfo, limits: &mut ConnectionLimits, text: &str, workflow: Option<&str>) {
+async fn handle_text(hub: &Hub, conn: &Arc<ConnectionInfo>, limits: &mut ConnectionLimits, text: &str, workflow: Option<&str>) {
     let env = match parse_client_message(text) {
         Ok(env) => env,
         Err(err) => {
@@ -225,12 +228,12 @@ fn handle_text(hub: &Hub, conn: &ConnectionInfo, limits: &mut ConnectionLimits, 
     if !admit(hub, conn, limits, is_publish, env.id.clone(), serde_json::to_value(&env).ok()) {
         return;
     }
-    if let Err(err) = dispatch(hub, conn, &env, workflow) {
+    if let Err(err) = dispatch(hub, conn, &env, workflow).await {
         reply_error(hub, conn, err);
     }
 }
 
-fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Option<&str>) -> Result<(), ErrorMessage> {
+async fn dispatch(hub: &Hub, conn: &Arc<ConnectionInfo>, env: &ClientEnvelope, workflow: Option<&str>) -> Result<(), ErrorMessage> {
     let hub_err = |e: HubError| error_for(e.code(), e.to_string(), env);
     let id = env.id.clone();
     let forbid = |message: String| error_for(ErrorCode::Forbidden, message, env);
@@ -240,7 +243,7 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
             if !conn.principal.may_subscribe(topic) {
                 return Err(error_for(ErrorCode::Forbidden, forbidden_topic(topic).message, env));
             }
-            hub.subscribe(conn, topic, *since, epoch.as_deref(), id).map_err(hub_err)?;
+            hub.subscribe(conn, topic, *since, epoch.as_deref(), id).await.map_err(hub_err)?;
         }
         ClientMessage::Unsubscribe { topic } => {
             super::check_topic(topic).map_err(hub_err)?;
@@ -257,7 +260,7 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
             }
             let raw = serde_json::value::to_raw_value(data)
                 .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
-            let seq = hub.publish_raw(topic, event, &raw).map_err(hub_err)?;
+            let seq = hub.publish_raw(topic, event, &raw).await.map_err(hub_err)?;
             if let Some(id) = id {
                 let result = serde_json::json!({ "topic": topic, "seq": seq });
                 reply(conn, ServerMessage::Ack(Ack { id, result: Some(result) }));
@@ -285,21 +288,21 @@ fn dispatch(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope, workflow: Op
                 None => conn.user_id.clone().unwrap_or_else(|| conn.client_id.clone()),
             };
             let done = match &env.msg {
-                ClientMessage::Control { action, .. } => actions.control(workflow_id, *action),
-                ClientMessage::Confirm { .. } => actions.confirm(workflow_id),
+                ClientMessage::Control { action, .. } => actions.control(workflow_id, *action).await,
+                ClientMessage::Confirm { .. } => actions.confirm(workflow_id).await,
                 ClientMessage::Command { command: CommandName::CancelRun, .. } => {
-                    actions.control(workflow_id, app::protocol::ControlAction::Cancel)
+                    actions.control(workflow_id, app::protocol::ControlAction::Cancel).await
                 }
                 ClientMessage::Command { command: CommandName::RestartStage, args, .. } => {
                     match args.as_ref().and_then(|a| a.get("stage_id")).and_then(Value::as_str) {
-                        Some(stage) => actions.restart_stage(workflow_id, stage),
+                        Some(stage) => actions.restart_stage(workflow_id, stage).await,
                         None => Err((ErrorCode::BadRequest, "restart_stage needs `args.stage_id`".into())),
                     }
                 }
                 ClientMessage::Chat { text, .. } if text.trim().is_empty() => {
                     Err((ErrorCode::BadRequest, "`text` must not be empty".into()))
                 }
-                ClientMessage::Chat { text, .. } => actions.chat(workflow_id, &from, text),
+                ClientMessage::Chat { text, .. } => actions.chat(workflow_id, &from, text).await,
                 _ => Ok(()),
             };
             done.map_err(|(code, message)| error_for(code, message, env))?;

@@ -1,32 +1,39 @@
-//! The hub: topics with per-topic seq and history, fan-out where each event is
-//! serialized once and shared by every subscriber, a bounded outbound queue per
-//! connection, heartbeats and limits (PROTOCOL.md sections 1 to 4 and 6).
+//! The hub, in two halves (docs/architecture.md): the topic log (`log`: seq, epoch,
+//! storage, ranges) and the fan-out (`fanout`: subscribers, outboxes, encode-once
+//! delivery, backpressure), which the log feeds in seq order. This module joins them:
+//! topics by name, publish, subscribe (live, or catching up from the log), history.
+//! Connections, their heartbeat and stats are `registry`'s (PROTOCOL.md sections 1-4, 6).
 
 pub mod budget;
+pub mod catch_up;
 pub mod connection;
 pub mod counters;
+pub mod event;
+pub mod fanout;
+pub mod log;
 pub mod outbox;
 pub mod rate;
-pub mod topic;
+pub mod registry;
+
+pub use registry::{ClientStats, ConnectionInfo, Stats};
 
 use crate::config::Config;
-use app::protocol::{validate_topic, ControlAction, ErrorCode, MessageId, TimestampMs, TopicError, METRICS_TOPIC};
+use app::protocol::{validate_topic, ControlAction, ErrorCode, MessageId, ServerMessage, Subscribed, TopicError};
 use counters::Counters;
-use outbox::{Outbox, PushError};
+use event::{Draft, Redaction, StoredEvent};
+use fanout::{FanoutTopic, Start};
+use log::durable::{DurableLog, Window};
+use log::memory::{MemoryLog, Retention};
+use log::{LogError, LogTopic, TopicLog};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use topic::{EventSink, Redaction, Retention, StoredEvent, SubscribeOutcome, Topic};
 
-/// Topics whose events are durable: stored, kept for the life of the run, restored.
+/// Topics whose events are durable: stored, kept for the life of the run, resumable.
 pub const DURABLE_PREFIX: &str = "workflow:";
-
-/// The whole run's events stay resumable: no count or age limit.
-const DURABLE_RETENTION: Retention = Retention { max_events: usize::MAX, max_age: Duration::from_secs(100 * 365 * 24 * 3600) };
 
 /// The hub's limits, from `Config`.
 #[derive(Debug, Clone)]
@@ -43,6 +50,8 @@ pub struct HubConfig {
     pub outbound_queue: usize,
     /// Bytes of history all non-durable topics keep together.
     pub history_memory_bytes: usize,
+    /// What a durable topic keeps in memory.
+    pub durable_window: Window,
 }
 
 impl From<&Config> for HubConfig {
@@ -50,10 +59,7 @@ impl From<&Config> for HubConfig {
         let c = &c.hub;
         let metrics_age = Duration::from_secs(c.metrics_history_seconds);
         HubConfig {
-            retention: Retention {
-                max_events: c.history_events as usize,
-                max_age: Duration::from_secs(c.history_seconds),
-            },
+            retention: Retention { max_events: c.history_events as usize, max_age: Duration::from_secs(c.history_seconds) },
             // sized by time: every sample of the window, whatever the interval
             metrics_retention: Retention {
                 max_events: (metrics_age.as_millis() / c.metrics_interval_ms.max(1) as u128) as usize + 2,
@@ -68,6 +74,7 @@ impl From<&Config> for HubConfig {
             heartbeat: c.heartbeat(),
             outbound_queue: c.outbound_queue as usize,
             history_memory_bytes: c.history_memory_bytes as usize,
+            durable_window: Window { max_events: c.durable_window_events as usize, max_bytes: c.durable_window_bytes as usize },
         }
     }
 }
@@ -87,6 +94,8 @@ pub enum HubError {
     TooManySubscriptions(usize),
     #[error("the connection's outbound queue is full")]
     Overflow,
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 impl HubError {
@@ -94,7 +103,7 @@ impl HubError {
         match self {
             HubError::BadTopic { .. } | HubError::BadEvent(_) | HubError::BadData(_) => ErrorCode::BadRequest,
             HubError::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
-            HubError::Overflow => ErrorCode::Internal,
+            HubError::Overflow | HubError::Log(_) => ErrorCode::Internal,
         }
     }
 }
@@ -124,34 +133,10 @@ fn check_event(event: &str) -> Result<(), HubError> {
 /// What the hub's clients may do to workflows (the job engine implements it), so the
 /// connection code needs no engine of its own. Errors are (code, message).
 pub trait WorkflowActions: Send + Sync {
-    fn control(&self, id: &str, action: ControlAction) -> Result<(), (ErrorCode, String)>;
-    fn confirm(&self, id: &str) -> Result<(), (ErrorCode, String)>;
-    fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), (ErrorCode, String)>;
-    fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), (ErrorCode, String)>;
-}
-
-/// One open WebSocket, as `GET /api/v1/stats` shows it.
-pub struct ConnectionInfo {
-    pub id: u64,
-    /// Who connected, and what they may do.
-    pub principal: crate::auth::Principal,
-    pub client_id: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub connected_at: TimestampMs,
-    pub subscriptions: Mutex<BTreeSet<String>>,
-    pub outbox: Outbox,
-    pub last_seen_ms: AtomicI64,
-}
-
-impl ConnectionInfo {
-    pub fn touch(&self) {
-        self.last_seen_ms.store(now_ms(), Ordering::Relaxed);
-    }
-
-    pub fn subscription_count(&self) -> usize {
-        lock(&self.subscriptions).len()
-    }
+    fn control<'a>(&'a self, id: &'a str, action: ControlAction) -> futures::future::BoxFuture<'a, Result<(), (ErrorCode, String)>>;
+    fn confirm<'a>(&'a self, id: &'a str) -> futures::future::BoxFuture<'a, Result<(), (ErrorCode, String)>>;
+    fn restart_stage<'a>(&'a self, id: &'a str, stage_id: &'a str) -> futures::future::BoxFuture<'a, Result<(), (ErrorCode, String)>>;
+    fn chat<'a>(&'a self, id: &'a str, from: &'a str, text: &'a str) -> futures::future::BoxFuture<'a, Result<(), (ErrorCode, String)>>;
 }
 
 /// A page of a topic's history.
@@ -161,37 +146,28 @@ pub struct HistoryPage {
     pub epoch: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ClientStats {
-    pub id: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub subscriptions: Vec<String>,
-    pub is_alive: bool,
-    pub connected_at: TimestampMs,
-    pub queue_len: usize,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Stats {
-    pub total_connections: u64,
-    pub active_connections: u64,
-    pub topics: usize,
-    pub messages_in: u64,
-    pub messages_out: u64,
-    pub clients: Vec<ClientStats>,
+/// One topic: its log and its fan-out.
+pub struct TopicHandle {
+    pub name: Arc<str>,
+    pub log: Arc<dyn LogTopic>,
+    pub fanout: FanoutTopic,
+    pub durable: bool,
 }
 
 struct Inner {
     config: HubConfig,
-    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
-    connections: Mutex<HashMap<u64, Arc<ConnectionInfo>>>,
-    next_conn_id: AtomicU64,
+    topics: RwLock<HashMap<Arc<str>, Arc<TopicHandle>>>,
+    /// Opening a topic takes turns, so two first uses never make two logs of one topic.
+    opening: tokio::sync::Mutex<()>,
+    memory: MemoryLog,
+    durable: Option<DurableLog>,
+    connections: registry::Registry,
     counters: Counters,
     shutdown: CancellationToken,
     actions: std::sync::OnceLock<Arc<dyn WorkflowActions>>,
-    sink: std::sync::OnceLock<EventSink>,
     budget: Arc<budget::MemoryBudget>,
+    /// Catch-ups that read the log in the background (a durable topic's far past).
+    tasks: tokio_util::task::TaskTracker,
 }
 
 /// A cheap, cloneable handle to the hub.
@@ -200,33 +176,26 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub fn now_ms() -> TimestampMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as TimestampMs)
-        .unwrap_or(0)
-}
-
-fn new_epoch() -> String {
-    format!("{:08x}", rand::random::<u32>())
+pub fn now_ms() -> app::protocol::TimestampMs {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Hub {
-    pub fn new(config: HubConfig, shutdown: CancellationToken) -> Hub {
+    /// A hub whose `workflow:*` topics are kept by `durable` (in memory only without).
+    pub fn new(config: HubConfig, durable: Option<DurableLog>, shutdown: CancellationToken) -> Hub {
+        let budget = Arc::new(budget::MemoryBudget::new(config.history_memory_bytes));
         Hub {
             inner: Arc::new(Inner {
+                memory: MemoryLog::new(config.retention, config.metrics_retention, Some(budget.clone())),
+                durable,
                 topics: RwLock::new(HashMap::new()),
-                connections: Mutex::new(HashMap::new()),
-                next_conn_id: AtomicU64::new(1),
+                opening: tokio::sync::Mutex::new(()),
+                connections: registry::Registry::default(),
                 counters: Counters::default(),
                 shutdown,
                 actions: std::sync::OnceLock::new(),
-                sink: std::sync::OnceLock::new(),
-                budget: Arc::new(budget::MemoryBudget::new(config.history_memory_bytes)),
+                budget,
+                tasks: tokio_util::task::TaskTracker::new(),
                 config,
             }),
         }
@@ -253,11 +222,38 @@ impl Hub {
         self.inner.actions.get()
     }
 
+    fn existing(&self, name: &str) -> Option<Arc<TopicHandle>> {
+        self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// The topic of that name, opened on first use (a durable one from the database).
+    pub async fn topic(&self, name: &str) -> Result<Arc<TopicHandle>, HubError> {
+        if let Some(t) = self.existing(name) {
+            return Ok(t);
+        }
+        check_topic(name)?;
+        let _turn = self.inner.opening.lock().await;
+        if let Some(t) = self.existing(name) {
+            return Ok(t);
+        }
+        let durable = match &self.inner.durable {
+            Some(d) if name.starts_with(DURABLE_PREFIX) => Some(d),
+            _ => None,
+        };
+        let log = match durable {
+            Some(d) => d.open(name).await?,
+            None => self.inner.memory.open(name).await?,
+        };
+        let fanout = FanoutTopic::new(log.last_seq(), self.inner.config.outbound_queue);
+        let handle = Arc::new(TopicHandle { name: Arc::from(name), log, fanout, durable: durable.is_some() });
+        self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(handle.name.clone(), handle.clone());
+        Ok(handle)
+    }
+
     /// A topic's last seq and epoch now (a snapshot's position in the stream).
-    pub fn position(&self, topic: &str) -> Result<(u64, String), HubError> {
-        check_topic(topic)?;
-        let t = self.topic(topic);
-        Ok((t.last_seq(), t.epoch().to_owned()))
+    pub async fn position(&self, topic: &str) -> Result<(u64, String), HubError> {
+        let t = self.topic(topic).await?;
+        Ok((t.log.last_seq(), t.log.epoch().to_string()))
     }
 
     /// (messages in + out, open connections), for `coordinator_metrics`.
@@ -266,79 +262,42 @@ impl Hub {
         (c.messages_in.get() + c.messages_out.get(), self.active_connections() as u64)
     }
 
-    /// The topic of that (valid) name, created on first use with a fresh epoch.
-    fn topic(&self, name: &str) -> Arc<Topic> {
-        if let Some(t) = self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).get(name) {
-            return t.clone();
-        }
-        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
-        topics
-            .entry(Arc::from(name))
-            .or_insert_with(|| match self.inner.sink.get() {
-                Some(sink) if name.starts_with(DURABLE_PREFIX) => {
-                    Arc::new(Topic::durable(name, new_epoch(), DURABLE_RETENTION, sink.clone(), Vec::new()))
-                }
-                _ => {
-                    let retention = if name == METRICS_TOPIC {
-                        self.inner.config.metrics_retention
-                    } else {
-                        self.inner.config.retention
-                    };
-                    Arc::new(Topic::budgeted(name, new_epoch(), retention, self.inner.budget.clone()))
-                }
-            })
-            .clone()
+    /// Publishes an event whose data is already JSON; returns its seq. Waits only when
+    /// the topic's log must (a durable topic whose writer queue is full).
+    pub async fn publish_raw(&self, topic: &str, event: &str, data: &RawValue) -> Result<u64, HubError> {
+        self.publish_draft(topic, Draft { event, data, ts: now_ms(), redaction: None }).await
     }
 
-    /// Where the events of durable topics go (the database writer), set once.
-    pub fn set_event_sink(&self, sink: EventSink) {
-        let _ = self.inner.sink.set(sink);
-    }
-
-    /// Brings back a durable topic as an earlier process left it: its events, seq
-    /// continuing after the last, and its epoch (a new one when `None`).
-    pub fn restore_topic(&self, name: &str, epoch: Option<String>, events: Vec<(u64, String)>) -> Result<(), HubError> {
-        check_topic(name)?;
-        let epoch = epoch.unwrap_or_else(new_epoch);
-        let Some(sink) = self.inner.sink.get() else { return Ok(()) };
-        let topic = Arc::new(Topic::durable(name, epoch, DURABLE_RETENTION, sink.clone(), events));
-        self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(Arc::from(name), topic);
-        Ok(())
-    }
-
-    /// Publishes an event whose data is already JSON; returns its seq.
-    pub fn publish_raw(&self, topic: &str, event: &str, data: &RawValue) -> Result<u64, HubError> {
-        self.publish_raw_redacted(topic, event, data, None)
-    }
-
-    fn publish_raw_redacted(&self, topic: &str, event: &str, data: &RawValue, redaction: Option<Redaction<'_>>) -> Result<u64, HubError> {
-        check_topic(topic)?;
-        check_event(event)?;
-        let published = self.topic(topic).publish_redacted(event, data, now_ms(), redaction);
+    async fn publish_draft(&self, topic: &str, draft: Draft<'_>) -> Result<u64, HubError> {
+        check_event(draft.event)?;
+        let t = self.topic(topic).await?;
+        let seq = t.log.append(draft, &t.fanout).await?;
         let counters = &self.inner.counters;
         counters.events_published.inc();
-        if published.overflowed > 0 {
-            counters.slow_consumer_closes.inc_by(published.overflowed as u64);
+        let overflowed = t.fanout.take_overflowed();
+        if overflowed > 0 {
+            counters.slow_consumer_closes.inc_by(overflowed as u64);
         }
         if self.inner.budget.is_over() {
             self.evict_history();
         }
-        Ok(published.seq)
+        Ok(seq)
     }
 
     /// Publishes a serializable payload (server-side producers).
-    pub fn publish<T: Serialize>(&self, topic: &str, event: &str, data: &T) -> Result<u64, HubError> {
+    pub async fn publish<T: Serialize>(&self, topic: &str, event: &str, data: &T) -> Result<u64, HubError> {
         let raw = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadData(e.to_string()))?;
-        self.publish_raw(topic, event, &raw)
+        self.publish_raw(topic, event, &raw).await
     }
 
     /// Publishes an event that mentions run `scope` (a run's topic): subscribers that
     /// may not see that run get `redacted` instead, at the same seq.
-    pub fn publish_scoped<T: Serialize>(&self, topic: &str, event: &str, data: &T, scope: &str, redacted: &T) -> Result<u64, HubError> {
+    pub async fn publish_scoped<T: Serialize>(&self, topic: &str, event: &str, data: &T, scope: &str, redacted: &T) -> Result<u64, HubError> {
         let bad = |e: serde_json::Error| HubError::BadData(e.to_string());
         let raw = serde_json::value::to_raw_value(data).map_err(bad)?;
         let other = serde_json::value::to_raw_value(redacted).map_err(bad)?;
-        self.publish_raw_redacted(topic, event, &raw, Some(Redaction { scope, data: &other }))
+        let draft = Draft { event, data: &raw, ts: now_ms(), redaction: Some(Redaction { scope, data: &other }) };
+        self.publish_draft(topic, draft).await
     }
 
     /// Evicts the oldest events of the non-durable topics, oldest first whatever their
@@ -347,17 +306,17 @@ impl Hub {
         use std::cmp::Reverse;
         let budget = &self.inner.budget;
         let Ok(_one_evictor) = budget.evicting.try_lock() else { return };
-        let topics: Vec<Arc<Topic>> =
-            self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).values().filter(|t| t.is_budgeted()).cloned().collect();
+        let topics: Vec<Arc<TopicHandle>> =
+            self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).values().filter(|t| t.log.is_budgeted()).cloned().collect();
         let mut oldest: std::collections::BinaryHeap<Reverse<(std::time::Instant, usize)>> =
-            topics.iter().enumerate().filter_map(|(i, t)| t.oldest().map(|at| Reverse((at, i)))).collect();
+            topics.iter().enumerate().filter_map(|(i, t)| t.log.oldest().map(|at| Reverse((at, i)))).collect();
         let mut evicted = 0u64;
         while budget.used() > budget.target() {
             let Some(Reverse((_, i))) = oldest.pop() else { break };
-            if topics[i].evict_oldest() {
+            if topics[i].log.evict_oldest() {
                 evicted += 1;
             }
-            if let Some(at) = topics[i].oldest() {
+            if let Some(at) = topics[i].log.oldest() {
                 oldest.push(Reverse((at, i)));
             }
         }
@@ -370,162 +329,93 @@ impl Hub {
         self.inner.budget.used()
     }
 
-    /// Subscribes a connection (see `Topic::subscribe`), enforcing its subscription limit.
-    pub fn subscribe(
+    /// Subscribes a connection, enforcing its subscription limit. Without `since`, or
+    /// when the replay can be read from memory, everything (`subscribed`, the replay) is
+    /// queued before this returns; a replay from the database is read in the background.
+    pub async fn subscribe(
         &self,
-        conn: &ConnectionInfo,
+        conn: &Arc<ConnectionInfo>,
         topic: &str,
         since: Option<u64>,
         epoch: Option<&str>,
         id: Option<MessageId>,
-    ) -> Result<SubscribeOutcome, HubError> {
+    ) -> Result<(), HubError> {
         check_topic(topic)?;
         {
-            let subs = lock(&conn.subscriptions);
+            let subs = registry::lock(&conn.subscriptions);
             let max = self.inner.config.max_subscriptions;
             if !subs.contains(topic) && subs.len() >= max {
                 return Err(HubError::TooManySubscriptions(max));
             }
         }
-        let outcome = self.topic(topic).subscribe(conn.id, &conn.outbox, &conn.principal, since, epoch, id).map_err(|e| {
-            if e == PushError::Overflow {
-                self.inner.counters.slow_consumer_closes.inc();
-            }
+        let t = self.topic(topic).await?;
+        let log_epoch = t.log.epoch();
+        let subscribed = |seq: u64, recovered: bool, id: Option<MessageId>| {
+            let msg = ServerMessage::Subscribed(Subscribed { topic: topic.to_owned(), seq, epoch: log_epoch.to_string(), recovered, id });
+            axum::extract::ws::Utf8Bytes::from(msg.to_json())
+        };
+        let overflow = |_| {
+            self.inner.counters.slow_consumer_closes.inc();
             HubError::Overflow
-        })?;
-        lock(&conn.subscriptions).insert(topic.to_owned());
-        Ok(outcome)
+        };
+        let recovered_live = match since {
+            None => Some(true),
+            // another epoch: the client's seqs mean nothing here; live from now on
+            Some(_) if epoch.is_some_and(|e| e != &*log_epoch) => Some(false),
+            Some(_) => None,
+        };
+        if let Some(recovered) = recovered_live {
+            let id = id.clone();
+            t.fanout
+                .add(conn.id, &conn.outbox, &conn.principal, Start::Live, |seq| vec![subscribed(seq, recovered, id)])
+                .map_err(overflow)?;
+            registry::lock(&conn.subscriptions).insert(topic.to_owned());
+            return Ok(());
+        }
+        let since = since.unwrap_or(0);
+        let upto = t.fanout.add(conn.id, &conn.outbox, &conn.principal, Start::CatchUp, |_| Vec::new()).map_err(overflow)?;
+        registry::lock(&conn.subscriptions).insert(topic.to_owned());
+        let job = catch_up::CatchUp {
+            hub: self.clone(),
+            topic: t.clone(),
+            conn: conn.clone(),
+            since,
+            upto,
+            recovered: subscribed(upto, true, id.clone()),
+            not_recovered: subscribed(upto, false, id),
+        };
+        if t.log.in_memory(since) {
+            job.run().await;
+        } else {
+            self.inner.tasks.spawn(job.run());
+        }
+        Ok(())
     }
 
     pub fn unsubscribe(&self, conn: &ConnectionInfo, topic: &str) {
-        let existing = self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).get(topic).cloned();
-        if let Some(t) = existing {
-            t.unsubscribe(conn.id);
+        if let Some(t) = self.existing(topic) {
+            t.fanout.remove(conn.id);
         }
-        lock(&conn.subscriptions).remove(topic);
+        registry::lock(&conn.subscriptions).remove(topic);
     }
 
     /// Up to `limit` retained events after `since`; an unknown topic has none and seq 0.
-    pub fn history(&self, topic: &str, since: u64, limit: usize) -> Result<HistoryPage, HubError> {
-        check_topic(topic)?;
-        let t = self.topic(topic);
-        let (events, seq) = t.history(since, limit);
-        Ok(HistoryPage { events, seq, epoch: t.epoch().to_owned() })
+    pub async fn history(&self, topic: &str, since: u64, limit: usize) -> Result<HistoryPage, HubError> {
+        let t = self.topic(topic).await?;
+        let seq = t.log.last_seq();
+        let range = t.log.read(since, seq, limit).await?;
+        Ok(HistoryPage { events: range.events, seq, epoch: t.log.epoch().to_string() })
     }
 
-    /// Registers a new connection with its outbox.
-    pub fn connect(
-        &self,
-        outbox: Outbox,
-        principal: crate::auth::Principal,
-        user_id: Option<String>,
-        session_id: Option<String>,
-    ) -> Arc<ConnectionInfo> {
-        let id = self.inner.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ConnectionInfo {
-            id,
-            principal,
-            client_id: format!("c{id}-{:06x}", rand::random::<u32>() & 0xff_ffff),
-            user_id,
-            session_id,
-            connected_at: now_ms(),
-            subscriptions: Mutex::new(BTreeSet::new()),
-            outbox,
-            last_seen_ms: AtomicI64::new(now_ms()),
-        });
-        lock(&self.inner.connections).insert(id, info.clone());
-        self.inner.counters.connections_total.inc();
-        self.inner.counters.connections_active.inc();
-        info
-    }
-
-    /// Forgets a connection and all its subscriptions.
-    pub fn disconnect(&self, conn: &ConnectionInfo) {
-        let topics: Vec<String> = lock(&conn.subscriptions).iter().cloned().collect();
-        for topic in topics {
-            self.unsubscribe(conn, &topic);
-        }
-        if lock(&self.inner.connections).remove(&conn.id).is_some() {
-            self.inner.counters.connections_active.dec();
-        }
-    }
-
-    pub fn active_connections(&self) -> usize {
-        lock(&self.inner.connections).len()
-    }
-
-    pub fn stats(&self) -> Stats {
-        let now = now_ms();
-        let alive_within = 2 * self.inner.config.heartbeat.as_millis() as i64;
-        let clients: Vec<ClientStats> = lock(&self.inner.connections)
-            .values()
-            .map(|c| ClientStats {
-                id: c.client_id.clone(),
-                user_id: c.user_id.clone(),
-                session_id: c.session_id.clone(),
-                subscriptions: lock(&c.subscriptions).iter().cloned().collect(),
-                is_alive: !c.outbox.is_closing() && now - c.last_seen_ms.load(Ordering::Relaxed) < alive_within,
-                connected_at: c.connected_at,
-                queue_len: c.outbox.len(),
-            })
-            .collect();
-        let c = &self.inner.counters;
-        Stats {
-            total_connections: c.connections_total.get(),
-            active_connections: clients.len() as u64,
-            topics: self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).len(),
-            messages_in: c.messages_in.get(),
-            messages_out: c.messages_out.get(),
-            clients,
-        }
-    }
-
-    /// Drops topics that hold nothing: no subscriber, no retained event, and no one
-    /// using them right now (only the registry holds a reference). Their next use
-    /// starts a new epoch, as PROTOCOL.md section 3 requires.
+    /// Drops topics that hold nothing only memory keeps: no subscriber, nothing in use
+    /// right now (only the registry holds them), and a log that is idle. A memory
+    /// topic's next use starts a new epoch, as PROTOCOL.md section 3 requires; a durable
+    /// one's is opened again from the database, as it was.
     pub fn sweep_idle_topics(&self) -> usize {
         let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
         let before = topics.len();
-        topics.retain(|_, t| Arc::strong_count(t) > 1 || !t.is_idle());
+        topics.retain(|_, t| Arc::strong_count(t) > 1 || t.fanout.subscriber_count() > 0 || !t.log.is_idle());
         before - topics.len()
-    }
-
-    /// One heartbeat for every connection: a connection silent (no Pong, no message)
-    /// for two periods is closed with 1001; every other one is sent a WebSocket Ping.
-    /// One task for the hub rather than a timer per connection keeps idle ones small.
-    pub fn heartbeat(&self) -> usize {
-        let now = now_ms();
-        let silent_after = 2 * self.inner.config.heartbeat.as_millis() as i64;
-        let connections: Vec<Arc<ConnectionInfo>> = lock(&self.inner.connections).values().cloned().collect();
-        let mut closed = 0;
-        for conn in connections {
-            if now - conn.last_seen_ms.load(Ordering::Relaxed) > silent_after {
-                conn.outbox.close(outbox::CloseReason::HeartbeatTimeout);
-                closed += 1;
-            } else {
-                let _ = conn.outbox.push(outbox::Outbound::Ping);
-            }
-        }
-        closed
-    }
-
-    /// Runs the heartbeat every `heartbeat` period until shutdown.
-    pub async fn run_heartbeat(self) {
-        let period = self.inner.config.heartbeat;
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    let closed = self.heartbeat();
-                    if closed > 0 {
-                        tracing::debug!(closed, "silent connections closed");
-                    }
-                }
-            }
-        }
     }
 
     /// Runs the idle-topic sweep until shutdown.
@@ -544,4 +434,13 @@ impl Hub {
             }
         }
     }
+
+    /// Waits for the background catch-ups to end (at shutdown).
+    pub async fn wait_tasks(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,8 @@ struct Queue {
     items: Mutex<VecDeque<Outbound>>,
     capacity: usize,
     ready: Notify,
+    /// Woken when the writer takes items (a replay waits on it for room).
+    drained: Notify,
     receiver_gone: AtomicBool,
 }
 
@@ -105,6 +107,7 @@ impl Outbox {
             items: Mutex::new(VecDeque::new()),
             capacity,
             ready: Notify::new(),
+            drained: Notify::new(),
             receiver_gone: AtomicBool::new(false),
         });
         let closer = Arc::new(Closer { token: parent.child_token(), reason: OnceLock::new() });
@@ -160,6 +163,20 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Waits until the queue is at most half full (or the connection is closing).
+    pub async fn wait_room(&self) {
+        loop {
+            let drained = self.queue.drained.notified();
+            if self.len() <= self.queue.capacity / 2 || self.is_closing() {
+                return;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closing().cancelled() => return,
+            }
+        }
+    }
 }
 
 /// An emptied queue gives its memory back when it holds more than this many slots
@@ -188,6 +205,10 @@ impl OutboxReceiver {
         out.extend(items.drain(..n));
         if items.is_empty() && (items.capacity() > SHRINK_ABOVE || items.capacity() <= SHRINK_SMALL) {
             items.shrink_to(0);
+        }
+        drop(items);
+        if n > 0 {
+            self.queue.drained.notify_waiters();
         }
         n
     }

@@ -138,9 +138,9 @@ impl Sampler {
             let published = match sample.current_task.as_ref().and_then(|t| app::protocol::TopicKind::Workflow.topic(&t.id).ok()) {
                 Some(scope) => {
                     let redacted = MetricsSample { current_task: None, ..sample.clone() };
-                    hub.publish_scoped(METRICS_TOPIC, names::METRICS, &sample, &scope, &redacted)
+                    hub.publish_scoped(METRICS_TOPIC, names::METRICS, &sample, &scope, &redacted).await
                 }
-                None => hub.publish(METRICS_TOPIC, names::METRICS, &sample),
+                None => hub.publish(METRICS_TOPIC, names::METRICS, &sample).await,
             };
             if let Err(e) = published {
                 tracing::error!(error = %e, "cannot publish metrics");

@@ -1,0 +1,74 @@
+//! Start-up: the engine takes up what an earlier process left unfinished, reading
+//! only those runs (a finished run stays in the database until asked for). A stage
+//! that was running (or paused) when that process died is failed with `server
+//! restarted` and can be restarted; queued runs are queued again; a run at a
+//! confirmation gate waits there. (After a crash every run's topic already has a new
+//! epoch: storage::Database::begin_session.)
+
+use super::stored::revive;
+use super::{lock, Engine, Entry};
+use crate::storage::StoredRun;
+use app::protocol::{StageState, WorkflowState};
+use std::sync::atomic::Ordering;
+
+impl Engine {
+    /// Takes up `unfinished`; `stored` is how many runs the database holds.
+    pub async fn restore(&self, unfinished: Vec<StoredRun>, stored: u64, durations: Vec<(String, f64, u32)>) {
+        self.inner.total_runs.store(stored, Ordering::Relaxed);
+        *lock(&self.inner.durations) = durations.into_iter().map(|(name, secs, n)| (name, (secs, n))).collect();
+        self.inner.agent.publish(&self.inner.hub).await;
+        let (mut failed, mut requeued, mut waiting) = (0, 0, 0);
+        for s in unfinished {
+            let Some(mut run) = revive(&s) else {
+                tracing::warn!(id = %s.workflow.id, "a stored run could not be read; skipped");
+                continue;
+            };
+            let state = run.state;
+            let mut resume = None;
+            match state {
+                WorkflowState::Running | WorkflowState::Paused => {
+                    for st in run.stages.iter_mut() {
+                        if matches!(st.status, StageState::Running | StageState::Paused) {
+                            st.status = StageState::Failed;
+                            st.error = Some("server restarted".into());
+                            st.finished_at = Some(crate::hub::now_ms());
+                        }
+                    }
+                    failed += 1;
+                }
+                WorkflowState::Pending => {
+                    resume = Some((run.stages.iter().position(|st| st.status != StageState::Completed).unwrap_or(0), false));
+                    requeued += 1;
+                }
+                WorkflowState::WaitingConfirmation => {
+                    let at = run.stages.iter().position(|st| st.status == StageState::WaitingConfirmation).unwrap_or(0);
+                    resume = Some((at, true));
+                    waiting += 1;
+                }
+                _ => {}
+            }
+            self.track(&run);
+            let id = run.id.clone();
+            let entry = Entry::new(run, self.inner.config.max_output_bytes);
+            lock(&self.inner.runs).insert(id, entry.clone());
+            if matches!(state, WorkflowState::Running | WorkflowState::Paused) {
+                let from = {
+                    let run = entry.run.lock().await;
+                    for i in 0..run.stages.len() {
+                        if run.stages[i].status == StageState::Failed {
+                            self.publish_stage(&entry, &run, i).await;
+                        }
+                    }
+                    run.stages.iter().position(|st| st.status == StageState::Failed).map_or(0, |i| i + 1)
+                };
+                self.finish(&entry, WorkflowState::Failed, Some("server restarted".into()), from).await;
+            }
+            if let Some((from, confirm_first)) = resume {
+                self.spawn_run(entry, from, confirm_first);
+            }
+        }
+        if failed + requeued + waiting > 0 {
+            tracing::info!(failed, requeued, waiting, "runs restored from the database");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Runs as the database holds them: a stored row made a `Run` again, the names states
+//! are stored by, and a run that is in the database only (or was pruned).
+
+use super::pipeline::Pipeline;
+use super::run::Run;
+use super::{Engine, EngineError};
+use crate::storage::{StageRow, StoredRun, Write, WorkflowRow};
+use serde_json::Value;
+
+/// The protocol's name of a state (`"waiting_confirmation"`).
+pub fn name_of<T: serde::Serialize>(state: &T) -> String {
+    serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn parse_state<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(Value::String(name.to_owned())).ok()
+}
+
+/// A stored run as a `Run`, or None when a row no longer reads.
+pub fn revive(s: &StoredRun) -> Option<Run> {
+    let w = &s.workflow;
+    let pipeline: Pipeline = serde_json::from_str(&w.pipeline).ok()?;
+    let mut run = Run::new(w.id.clone(), pipeline, w.created_at);
+    run.state = parse_state(&w.state)?;
+    run.error = w.error.clone();
+    run.started_at = w.started_at;
+    run.finished_at = w.finished_at;
+    for row in &s.stages {
+        let Some(st) = run.stages.get_mut(row.idx as usize) else { continue };
+        st.status = parse_state(&row.status)?;
+        st.progress = row.progress;
+        st.started_at = row.started_at;
+        st.finished_at = row.finished_at;
+        st.exit_code = row.exit_code.map(|c| c as i32);
+        st.error = row.error.clone();
+        st.output_dropped_bytes = row.output_dropped_bytes.max(0) as u64;
+    }
+    run.recompute_progress();
+    Some(run)
+}
+
+pub fn workflow_row(run: &Run) -> WorkflowRow {
+    WorkflowRow {
+        id: run.id.clone(),
+        name: run.name.clone(),
+        pipeline: serde_json::to_string(&run.pipeline).unwrap_or_default(),
+        state: name_of(&run.state),
+        error: run.error.clone(),
+        created_at: run.created_at,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+    }
+}
+
+pub fn stage_row(run: &Run, index: usize) -> Option<Write> {
+    let s = run.stages.get(index)?;
+    Some(Write::Stage(StageRow {
+        workflow_id: run.id.clone(),
+        idx: index as i64,
+        id: s.id.clone(),
+        status: name_of(&s.status),
+        progress: s.progress,
+        started_at: s.started_at,
+        finished_at: s.finished_at,
+        exit_code: s.exit_code.map(i64::from),
+        error: s.error.clone(),
+        output_dropped_bytes: s.output_dropped_bytes.min(i64::MAX as u64) as i64,
+    }))
+}
+
+impl Engine {
+    /// A run from the database: 404 when there is none, saying so when it was pruned.
+    pub(super) async fn stored_run(&self, id: &str) -> Result<Run, EngineError> {
+        if let Some(stored) = self.inner.reader.run(id).await? {
+            return revive(&stored).ok_or_else(|| EngineError::Storage(format!("the stored run {id:?} cannot be read")));
+        }
+        match self.inner.reader.pruned_at(id).await? {
+            Some(at) => {
+                let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
+                Err(EngineError::Pruned { id: id.to_owned(), at: humantime::format_rfc3339_seconds(when).to_string() })
+            }
+            None => Err(EngineError::NotFound(id.to_owned())),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Reads, on demand: a durable topic's position and ranges of its events, the runs an
+//! unfinished start needs, one run, a page of runs, past durations for the ETA, and
+//! whether a run was pruned.
+
+use super::{StageRow, StoredRun, WorkflowRow};
+use sqlx::{Row, SqlitePool};
+
+/// Where a page of runs continues: the last run it showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// Which runs a page shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub states: Vec<String>,
+    pub pipeline: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Reader {
+    pub(super) pool: SqlitePool,
+}
+
+const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at";
+
+fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error> {
+    Ok(WorkflowRow {
+        id: w.try_get("id")?,
+        name: w.try_get("name")?,
+        pipeline: w.try_get("pipeline")?,
+        state: w.try_get("state")?,
+        error: w.try_get("error")?,
+        created_at: w.try_get("created_at")?,
+        started_at: w.try_get("started_at")?,
+        finished_at: w.try_get("finished_at")?,
+    })
+}
+
+impl Reader {
+    pub fn new(pool: SqlitePool) -> Reader {
+        Reader { pool }
+    }
+
+    /// A durable topic's epoch and last seq; None for a topic never used.
+    pub async fn topic_position(&self, topic: &str) -> Result<Option<(String, u64)>, sqlx::Error> {
+        let epoch: Option<String> =
+            sqlx::query_scalar("SELECT epoch FROM topics WHERE name = ?").bind(topic).fetch_optional(&self.pool).await?;
+        let Some(epoch) = epoch else { return Ok(None) };
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE topic = ?").bind(topic).fetch_one(&self.pool).await?;
+        Ok(Some((epoch, last.unwrap_or(0) as u64)))
+    }
+
+    /// Up to `limit` events of `topic` with seq in (`since`, `upto`], oldest first.
+    pub async fn events(&self, topic: &str, since: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>, sqlx::Error> {
+        sqlx::query("SELECT seq, frame FROM events WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+            .bind(topic)
+            .bind(since as i64)
+            .bind(upto as i64)
+            .bind(limit.min(i64::MAX as usize) as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get::<i64, _>("seq")? as u64, r.try_get("frame")?)))
+            .collect()
+    }
+
+    async fn stages(&self, workflow_id: &str) -> Result<Vec<StageRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes
+             FROM stages WHERE workflow_id = ? ORDER BY idx",
+        )
+        .bind(workflow_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|s| {
+            Ok(StageRow {
+                workflow_id: workflow_id.to_owned(),
+                idx: s.try_get("idx")?,
+                id: s.try_get("id")?,
+                status: s.try_get("status")?,
+                progress: s.try_get("progress")?,
+                started_at: s.try_get("started_at")?,
+                finished_at: s.try_get("finished_at")?,
+                exit_code: s.try_get("exit_code")?,
+                error: s.try_get("error")?,
+                output_dropped_bytes: s.try_get("output_dropped_bytes")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn with_stages(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<StoredRun>, sqlx::Error> {
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let workflow = workflow_row(&row)?;
+            let stages = self.stages(&workflow.id).await?;
+            runs.push(StoredRun { workflow, stages });
+        }
+        Ok(runs)
+    }
+
+    /// The runs a new process must take up again: those not finished, oldest first.
+    pub async fn unfinished(&self) -> Result<Vec<StoredRun>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM workflows WHERE state IN ('pending', 'running', 'paused', 'waiting_confirmation') ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        self.with_stages(rows).await
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<StoredRun>, sqlx::Error> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM workflows WHERE id = ?");
+        let rows = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?.into_iter().collect();
+        Ok(self.with_stages(rows).await?.pop())
+    }
+
+    /// Up to `limit` runs, newest first, after `cursor`.
+    pub async fn page(&self, filter: &ListFilter, cursor: Option<&Cursor>, limit: usize) -> Result<Vec<StoredRun>, sqlx::Error> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM workflows WHERE 1 = 1");
+        if !filter.states.is_empty() {
+            sql.push_str(&format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", ")));
+        }
+        if filter.pipeline.is_some() {
+            sql.push_str(" AND name = ?");
+        }
+        if cursor.is_some() {
+            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+        }
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        for s in &filter.states {
+            q = q.bind(s);
+        }
+        if let Some(p) = &filter.pipeline {
+            q = q.bind(p);
+        }
+        if let Some(c) = cursor {
+            q = q.bind(c.created_at).bind(c.created_at).bind(&c.id);
+        }
+        let rows = q.bind(limit as i64).fetch_all(&self.pool).await?;
+        self.with_stages(rows).await
+    }
+
+    /// Per pipeline, the summed seconds and count of completed runs (for the ETA).
+    pub async fn durations(&self) -> Result<Vec<(String, f64, u32)>, sqlx::Error> {
+        sqlx::query(
+            "SELECT name, SUM(finished_at - started_at) / 1000.0 AS secs, COUNT(*) AS n FROM workflows
+             WHERE state = 'completed' AND started_at IS NOT NULL AND finished_at IS NOT NULL GROUP BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.try_get("name")?, r.try_get::<f64, _>("secs")?, r.try_get::<i64, _>("n")? as u32)))
+        .collect()
+    }
+
+    /// When a run was pruned, if it was.
+    pub async fn pruned_at(&self, id: &str) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT pruned_at FROM pruned WHERE id = ?").bind(id).fetch_optional(&self.pool).await
+    }
+
+    /// How many runs are stored.
+    pub async fn run_count(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM workflows").fetch_one(&self.pool).await
+    }
+}

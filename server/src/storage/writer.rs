@@ -1,0 +1,267 @@
+//! The one writer: whatever is queued goes to the database in one transaction. Its
+//! queue is bounded by permits: a producer takes one before queueing (waiting while
+//! the queue is full: the disk is slower than the producers), and the writer gives it
+//! back once the write is committed. A failed transaction is retried, with backoff,
+//! until it succeeds: nothing queued is dropped. Failures are counted, the server's
+//! health says `degraded` while they last, and a process that had any never records a
+//! clean shutdown, so the next start renews every durable topic's epoch.
+
+use super::{set_meta, StageRow, StorageLimits, WorkflowRow, CLEAN_SHUTDOWN};
+use sqlx::SqlitePool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Writes queued at once, at most, into one transaction.
+const BATCH: usize = 512;
+/// Backoff between retries of a failed transaction: from the first to the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Attempts still made at shutdown before giving up (nothing is marked clean then).
+const SHUTDOWN_ATTEMPTS: u32 = 5;
+
+/// One write.
+#[derive(Debug)]
+pub enum Write {
+    Workflow(WorkflowRow),
+    Stage(StageRow),
+    /// A durable topic's event; `committed` is raised to `seq` once it is on disk.
+    Event { topic: String, seq: u64, frame: String, committed: Arc<AtomicU64> },
+    /// A durable topic's epoch, the first time the topic is used.
+    Topic { name: String, epoch: String },
+}
+
+/// A place in the writer's queue.
+pub struct WritePermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+struct Queued {
+    write: Write,
+    _permit: WritePermit,
+}
+
+/// What the writer has been through, for `/healthz` and `/metrics`.
+#[derive(Default)]
+pub struct Health {
+    failures: AtomicU64,
+    committed: AtomicU64,
+    degraded: AtomicBool,
+    ever_failed: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Failed transactions since start (each retried).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Writes committed since start.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The error of the failing write, while writes fail.
+    pub fn degraded(&self) -> Option<String> {
+        if !self.degraded.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default())
+    }
+
+    fn failed(&self, error: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.ever_failed.store(true, Ordering::Relaxed);
+        self.degraded.store(true, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+}
+
+/// The queue to the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::UnboundedSender<Queued>,
+    permits: Arc<Semaphore>,
+    health: Arc<Health>,
+    /// Writes queued since start: a caller that remembers the number its write got can
+    /// tell when it is committed (`health.committed()` reaches it).
+    queued: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// A place in the queue now, if there is one.
+    pub fn try_reserve(&self) -> Option<WritePermit> {
+        self.permits.clone().try_acquire_owned().ok().map(WritePermit)
+    }
+
+    /// A place in the queue, waiting for one; None once the writer has stopped.
+    pub async fn reserve(&self) -> Option<WritePermit> {
+        self.permits.clone().acquire_owned().await.ok().map(WritePermit)
+    }
+
+    /// Queues a write in a place already held; returns its number.
+    pub fn write_with(&self, permit: WritePermit, write: Write) -> u64 {
+        let n = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        // the writer lives as long as the server; after it ends there is nothing to save
+        let _ = self.tx.send(Queued { write, _permit: permit });
+        n
+    }
+
+    /// Queues a write, waiting while the queue is full; returns its number.
+    pub async fn write(&self, write: Write) -> u64 {
+        match self.reserve().await {
+            Some(permit) => self.write_with(permit, write),
+            None => 0,
+        }
+    }
+
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// Whether every write queued up to number `n` is on disk.
+    pub fn is_committed(&self, n: u64) -> bool {
+        self.health.committed() >= n
+    }
+}
+
+pub fn start(pool: SqlitePool, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let health = Arc::new(Health::default());
+    let store = Store { tx, permits: Arc::new(Semaphore::new(limits.queue.max(1))), health: health.clone(), queued: Arc::default() };
+    let permits = store.permits.clone();
+    let task = tokio::spawn(async move {
+        write_loop(pool, rx, stop, health).await;
+        permits.close();
+    });
+    (store, task)
+}
+
+async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Queued>, stop: CancellationToken, health: Arc<Health>) {
+    let mut batch = Vec::new();
+    let mut all_written = true;
+    loop {
+        let n = tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => n,
+            _ = stop.cancelled() => {
+                while let Ok(q) = rx.try_recv() {
+                    batch.push(q);
+                }
+                0
+            }
+        };
+        if !batch.is_empty() {
+            all_written &= commit(&pool, &batch, &health, &stop).await;
+            health.committed.fetch_add(batch.len() as u64, Ordering::AcqRel);
+            // dropping the batch gives the producers their places back
+            batch.clear();
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if all_written && !health.ever_failed.load(Ordering::Relaxed) {
+        // everything queued is on disk: the next start may keep every topic's epoch
+        if let Err(e) = set_meta(&pool, CLEAN_SHUTDOWN, "1").await {
+            tracing::error!(error = %e, "cannot record the clean shutdown");
+        }
+    } else {
+        tracing::warn!("some writes failed during this run: the next start renews every run's epoch");
+    }
+    pool.close().await;
+}
+
+/// Writes the batch, retrying until it succeeds (or, once stopping, a few times more).
+async fn commit(pool: &SqlitePool, batch: &[Queued], health: &Health, stop: &CancellationToken) -> bool {
+    let mut wait = RETRY_FIRST;
+    let mut attempts_after_stop = 0;
+    loop {
+        match write_batch(pool, batch).await {
+            Ok(()) => {
+                for q in batch {
+                    if let Write::Event { seq, committed, .. } = &q.write {
+                        committed.fetch_max(*seq, Ordering::AcqRel);
+                    }
+                }
+                if health.degraded.swap(false, Ordering::Relaxed) {
+                    tracing::info!(failures = health.failures(), "the database takes writes again");
+                }
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, writes = batch.len(), retry_in_ms = wait.as_millis() as u64, "cannot write to the database; retrying");
+                health.failed(e.to_string());
+            }
+        }
+        if stop.is_cancelled() {
+            attempts_after_stop += 1;
+            if attempts_after_stop >= SHUTDOWN_ATTEMPTS {
+                tracing::error!(writes = batch.len(), "shutting down with writes that never reached the database");
+                return false;
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for q in batch {
+        match &q.write {
+            Write::Workflow(r) => {
+                sqlx::query(
+                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at)
+                     VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)
+                     ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
+                       started_at = excluded.started_at, finished_at = excluded.finished_at",
+                )
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(&r.pipeline)
+                .bind(&r.state)
+                .bind(&r.error)
+                .bind(r.created_at)
+                .bind(r.started_at)
+                .bind(r.finished_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Stage(r) => {
+                sqlx::query(
+                    "INSERT INTO stages (workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(workflow_id, idx) DO UPDATE SET status = excluded.status, progress = excluded.progress,
+                       started_at = excluded.started_at, finished_at = excluded.finished_at,
+                       exit_code = excluded.exit_code, error = excluded.error,
+                       output_dropped_bytes = excluded.output_dropped_bytes",
+                )
+                .bind(&r.workflow_id)
+                .bind(r.idx)
+                .bind(&r.id)
+                .bind(&r.status)
+                .bind(r.progress)
+                .bind(r.started_at)
+                .bind(r.finished_at)
+                .bind(r.exit_code)
+                .bind(&r.error)
+                .bind(r.output_dropped_bytes)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Write::Event { topic, seq, frame, .. } => {
+                sqlx::query("INSERT OR IGNORE INTO events (topic, seq, frame) VALUES (?, ?, ?)")
+                    .bind(topic)
+                    .bind(*seq as i64)
+                    .bind(frame)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Write::Topic { name, epoch } => {
+                sqlx::query("INSERT OR IGNORE INTO topics (name, epoch) VALUES (?, ?)").bind(name).bind(epoch).execute(&mut *tx).await?;
+            }
+        }
+    }
+    tx.commit().await
+}
