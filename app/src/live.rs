@@ -32,6 +32,8 @@ pub struct Live {
     pub now_ms: RwSignal<f64>,
     /// Whether this session may act on runs (its token's `control`; true without auth).
     pub can_control: RwSignal<bool>,
+    /// Where the list of runs goes on, when there are older runs than it shows.
+    pub older: RwSignal<Option<String>>,
 }
 
 pub fn use_live() -> Live {
@@ -49,6 +51,15 @@ fn tell(toasts: Toasts, t: &Transition) {
     browser::notify(&title, "Switchboard");
 }
 
+/// Appends the next page of older runs to the list.
+pub async fn load_older(live: Live) {
+    let Some(cursor) = live.older.get_untracked() else { return };
+    if let Ok(page) = http::get_json::<WorkflowList>(&format!("/api/v1/workflows?cursor={cursor}")).await {
+        live.runs.update(|l| l.append_older(&page.workflows));
+        live.older.set(page.next_cursor);
+    }
+}
+
 pub fn provide_live() -> Live {
     let live = Live {
         runs: RwSignal::new(RunList::default()),
@@ -57,6 +68,7 @@ pub fn provide_live() -> Live {
         coordinator: RwSignal::new(None),
         now_ms: RwSignal::new(browser::now_ms()),
         can_control: RwSignal::new(true),
+        older: RwSignal::new(None),
     };
     provide_context(live);
     let toasts = use_toasts();
@@ -64,6 +76,7 @@ pub fn provide_live() -> Live {
         Box::pin(async move {
             let list: WorkflowList = http::get_json("/api/v1/workflows").await.ok()?;
             live.runs.set(RunList::from_snapshots(&list.workflows));
+            live.older.set(list.next_cursor);
             live.runs_loaded.set(true);
             Some(list.seq)
         })

@@ -5,6 +5,7 @@
 
 mod engine;
 mod frames;
+mod longlife;
 mod procstat;
 mod scenario;
 mod suite;
@@ -79,6 +80,8 @@ enum Command {
     Suite(suite::SuiteArgs),
     /// The job engine's benchmarks, on a server started here.
     Engine(suite::EngineArgs),
+    /// Long life: thousands of runs over time, a long stream (issue 12).
+    Longlife(longlife::LongLifeArgs),
     /// Prints `line N t=MICROS` lines at a steady rate (the stage `engine` runs).
     Emit {
         #[arg(long, default_value_t = 10_000)]
@@ -116,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Suite(args) => suite::run(args).await?,
         Command::Engine(args) => suite::run_engine(args).await?,
+        Command::Longlife(args) => longlife::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,
     }
     Ok(())

@@ -14,6 +14,9 @@ pub struct SuiteArgs {
     /// The baseline's binary.
     #[arg(long, default_value = "target/release/baseline-broadcast")]
     baseline: PathBuf,
+    /// An earlier build of the hub, measured in the same run (before/after).
+    #[arg(long)]
+    previous: Option<PathBuf>,
     /// Seconds each fan-out scenario publishes.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -21,7 +24,7 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
     /// Subscriber counts of the 100 msg/s fan-out scenarios.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 5_000])]
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 1_000, 5_000])]
     fanout: Vec<usize>,
     /// Repetitions of each scenario (the table shows the median run).
     #[arg(long, default_value_t = 1)]
@@ -55,16 +58,25 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Whether a hub binary has the secure defaults (and so takes `--auth off`): builds from
+/// before them do not know the flags.
+fn has_secure_defaults(bin: &PathBuf) -> bool {
+    std::process::Command::new(bin).arg("--help").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--inline-pipelines"))
+}
+
 async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow::Result<Server> {
     let port = free_port()?;
     let data = std::env::temp_dir().join(format!("switchboard-bench-{port}"));
     let mut cmd = Command::new(bin);
     if full {
         // a producer streaming over one WebSocket gets a producer's budget (the default,
-        // 10,000 publish/s per connection, is below what max throughput needs); the load
-        // comes from one address, on loopback, and starts inline pipelines
-        cmd.args(["--port", &port.to_string(), "--log", "warn", "--publish-rate-per-s", "10000000"])
-            .args(["--auth", "off", "--inline-pipelines", "on", "--max-connections-per-ip", "1000000"])
+        // 10,000 publish/s per connection, is below what max throughput needs)
+        cmd.args(["--port", &port.to_string(), "--log", "warn", "--publish-rate-per-s", "10000000"]);
+        if has_secure_defaults(bin) {
+            // the load comes from one address, on loopback, and starts inline pipelines
+            cmd.args(["--auth", "off", "--inline-pipelines", "on", "--max-connections-per-ip", "1000000"]);
+        }
+        cmd
             .args(extra)
             .arg("--data-dir")
             .arg(&data);
@@ -82,22 +94,34 @@ async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow:
     anyhow::bail!("{name} did not start listening on {}", target.addr)
 }
 
-/// Runs one scenario on a fresh pair of servers, hub first then baseline, `repeat`
-/// times, and keeps the median run of each by the scenario's main figure.
-async fn pair<F, Fut>(args: &SuiteArgs, name: &str, run: F, key: fn(&Report) -> f64) -> anyhow::Result<(Report, Report)>
+/// The servers every scenario runs against: the hub, the earlier hub if given, the
+/// baseline (label, binary, full protocol).
+fn servers(args: &SuiteArgs) -> Vec<(&'static str, &PathBuf, bool)> {
+    let mut v = vec![("switchboard", &args.switchboard, true)];
+    if let Some(p) = &args.previous {
+        v.push(("previous", p, true));
+    }
+    v.push(("baseline", &args.baseline, false));
+    v
+}
+
+/// Runs one scenario on fresh servers, each in turn, `repeat` times, and keeps the
+/// median run of each by the scenario's main figure (one report per server).
+async fn pair<F, Fut>(args: &SuiteArgs, name: &str, run: F, key: fn(&Report) -> f64) -> anyhow::Result<Vec<Report>>
 where
     F: Fn(Target) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Report>>,
 {
-    let mut hub_runs = Vec::new();
-    let mut base_runs = Vec::new();
+    let targets = servers(args);
+    let mut runs: Vec<Vec<Report>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.repeat.max(1) {
-        for (full, runs) in [(true, &mut hub_runs), (false, &mut base_runs)] {
-            let (label, bin) = if full { ("switchboard", &args.switchboard) } else { ("baseline", &args.baseline) };
-            let server = start(label, bin, full, &[]).await?;
-            let mut report = run(server.target.clone()).await?;
+        for (i, (label, bin, full)) in targets.iter().enumerate() {
+            let server = start(label, bin, *full, &[]).await?;
+            let mut target = server.target.clone();
+            target.name = (*label).into();
+            let mut report = run(target).await?;
             report.scenario = name.into();
-            runs.push(report);
+            runs[i].push(report);
             drop(server);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -106,13 +130,13 @@ where
         v.sort_by(|a, b| key(a).total_cmp(&key(b)));
         v.swap_remove(v.len() / 2)
     };
-    Ok((median(hub_runs), median(base_runs)))
+    Ok(runs.into_iter().map(median).collect())
 }
 
 pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     raise_fd_limit();
     let duration = Duration::from_secs(args.duration);
-    let mut rows: Vec<(Report, Report)> = Vec::new();
+    let mut rows: Vec<Vec<Report>> = Vec::new();
 
     let spec =
         FanoutSpec { subscribers: 100, topics: 1, pace: Pace::Window(256), payload: 100, duration, via: Via::Ws, stalled: 0 };
@@ -175,11 +199,11 @@ fn extra(r: &Report, key: &str) -> f64 {
     r.extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or(f64::NAN)
 }
 
-fn print_comparison(rows: &[(Report, Report)]) {
+fn print_comparison(rows: &[Vec<Report>]) {
     println!("| scenario | server | delivered/expected | gaps | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU % | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (hub, base) in rows {
-        for r in [hub, base] {
+    for row in rows {
+        for r in row {
             if r.scenario.contains("idle") {
                 println!(
                     "| {} | {} | {:.0} conn/s set-up | | | | | | | {:.0} | {:.1} (RSS/conn {:.2} KiB) |",
@@ -195,23 +219,31 @@ fn print_comparison(rows: &[(Report, Report)]) {
             }
         }
     }
-    println!("\nratios (switchboard / baseline):");
-    for (hub, base) in rows {
-        if hub.scenario.contains("idle") {
-            println!(
-                "- {}: RSS per connection {:.2}x, set-up rate {:.2}x",
-                hub.scenario,
-                extra(hub, "rss_kib_per_connection") / extra(base, "rss_kib_per_connection"),
-                extra(hub, "connections_per_s") / extra(base, "connections_per_s")
-            );
-        } else {
-            println!(
-                "- {}: throughput {:.2}x, p99 latency {:.2}x, server CPU {:.2}x",
-                hub.scenario,
-                hub.deliveries_per_s() / base.deliveries_per_s(),
-                hub.p99_ms / base.p99_ms,
-                hub.server_cpu_s / base.server_cpu_s
-            );
+    for (other, label) in [(rows[0].len() - 1, "baseline"), (1, "previous")] {
+        if other == 0 || rows.iter().any(|r| r.len() <= other) || (label == "previous" && rows[0].len() < 3) {
+            continue;
+        }
+        println!("\nratios (switchboard / {label}):");
+        for row in rows {
+            let (hub, base) = (&row[0], &row[other]);
+            if hub.scenario.contains("idle") {
+                println!(
+                    "- {}: RSS per connection {:.2}x, set-up rate {:.2}x",
+                    hub.scenario,
+                    extra(hub, "rss_kib_per_connection") / extra(base, "rss_kib_per_connection"),
+                    extra(hub, "connections_per_s") / extra(base, "connections_per_s")
+                );
+            } else {
+                println!(
+                    "- {}: throughput {:.2}x, p99 {:.2}x, p99.9 {:.2}x, max {:.2}x, server CPU {:.2}x",
+                    hub.scenario,
+                    hub.deliveries_per_s() / base.deliveries_per_s(),
+                    hub.p99_ms / base.p99_ms,
+                    hub.p999_ms / base.p999_ms,
+                    hub.max_ms / base.max_ms,
+                    hub.server_cpu_s / base.server_cpu_s
+                );
+            }
         }
     }
 }

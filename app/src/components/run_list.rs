@@ -19,6 +19,11 @@ pub fn RunList() -> impl IntoView {
                         <RunRow id/>
                     </For>
                 </ul>
+                <Show when=move || live.older.with(Option::is_some)>
+                    <button class="more" data-testid="older-runs" on:click=move |_| leptos::task::spawn_local(crate::live::load_older(live))>
+                        "Older runs"
+                    </button>
+                </Show>
             </Show>
         </Show>
     }

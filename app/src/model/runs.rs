@@ -72,6 +72,15 @@ impl RunList {
         RunList { runs }
     }
 
+    /// Adds a page of older runs at the end (those already listed stay as they are).
+    pub fn append_older(&mut self, list: &[WorkflowSnapshot]) {
+        for run in RunList::from_snapshots(list).runs {
+            if !self.runs.iter().any(|r| r.id == run.id) {
+                self.runs.push(run);
+            }
+        }
+    }
+
     /// Applies a summary from `coordinator`; a change of state is returned.
     pub fn apply(&mut self, s: &WorkflowStatus) -> Option<Transition> {
         let id = s.id.clone()?;
@@ -127,6 +136,30 @@ mod tests {
         assert_eq!(t(WorkflowState::WaitingConfirmation, WorkflowState::Running).describe(), "n confirmed");
         assert_eq!(t(WorkflowState::Failed, WorkflowState::Pending).describe(), "n queued again");
         assert!(!t(WorkflowState::Pending, WorkflowState::Running).notable());
+    }
+
+    #[test]
+    fn older_pages_go_at_the_end_once() {
+        let mut l = RunList::default();
+        l.apply(&status("new", WorkflowState::Running, 0.0));
+        let snap = |id: &str| WorkflowSnapshot {
+            id: id.into(),
+            name: "n".into(),
+            state: WorkflowState::Completed,
+            progress: 1.0,
+            stage_index: None,
+            eta_s: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            stages: vec![],
+            seq: 0,
+            epoch: String::new(),
+        };
+        l.append_older(&[snap("new"), snap("old1"), snap("old2")]);
+        assert_eq!(l.runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["new", "old1", "old2"]);
+        assert_eq!(l.runs[0].state, WorkflowState::Running, "the live one is kept as it is");
     }
 
     #[test]

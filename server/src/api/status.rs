@@ -27,6 +27,9 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
         let _ = writeln!(out, "# HELP switchboard_storage_degraded Whether database writes are failing now.");
         let _ = writeln!(out, "# TYPE switchboard_storage_degraded gauge");
         let _ = writeln!(out, "switchboard_storage_degraded {}", u8::from(storage.degraded().is_some()));
+        let _ = writeln!(out, "# HELP switchboard_runs_in_memory Runs the engine holds in memory (the rest are read from the database).");
+        let _ = writeln!(out, "# TYPE switchboard_runs_in_memory gauge");
+        let _ = writeln!(out, "switchboard_runs_in_memory {}", state.engine.runs_in_memory());
         let _ = writeln!(out, "# HELP switchboard_history_bytes Bytes held by the histories of non-durable topics.");
         let _ = writeln!(out, "# TYPE switchboard_history_bytes gauge");
         let _ = writeln!(out, "switchboard_history_bytes {}", state.hub.history_bytes());

@@ -149,10 +149,7 @@ fn upgrade(
         .max_write_buffer_size(usize::MAX)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            tracker.track_future(async move {
-                connection::serve(socket, hub, params).await;
-                drop(slot);
-            })
-        })
+        // no wrapping future: a wrapper that awaits it would hold it twice (an idle
+        // connection's memory is mostly this future)
+        .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, hub, params, slot)))
 }

@@ -106,14 +106,17 @@ fn globs(patterns: &[String]) -> Arc<[WildMatch]> {
 impl Principal {
     /// Auth off: the server is on loopback and every door is open.
     pub fn open() -> Principal {
-        Principal {
+        // one for the process: every connection with auth off shares it
+        static OPEN: std::sync::OnceLock<Principal> = std::sync::OnceLock::new();
+        OPEN.get_or_init(|| Principal {
             sub: Arc::from("local"),
             sub_topics: globs(&["*".into()]),
             pub_topics: globs(&["*".into()]),
             rights: Rights::ALL,
             expires_at_ms: None,
             claims: None,
-        }
+        })
+        .clone()
     }
 
     pub fn from_claims(c: Claims) -> Principal {

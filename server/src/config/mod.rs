@@ -11,7 +11,7 @@ pub use auth::AuthSettings;
 pub use engine::{EngineSettings, STAGE_ENV_DENY_DEFAULT};
 pub use http::HttpSettings;
 pub use hub::HubSettings;
-pub use storage::StorageSettings;
+pub use storage::{Retention, StorageSettings};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::net::{IpAddr, SocketAddr};

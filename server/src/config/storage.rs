@@ -10,18 +10,34 @@ pub struct StorageSettings {
     #[arg(long, env = "SWITCHBOARD_DB_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub db_queue: u64,
 
-    /// Days a finished run is kept (with its events and artifacts); 0 keeps every run.
-    #[arg(long, env = "SWITCHBOARD_RETENTION_DAYS", default_value_t = 30)]
-    pub retention_days: u64,
+    /// How long a finished run is kept, with its events and artifacts (`30d`, `12h`),
+    /// or `off` to keep every run.
+    #[arg(long, env = "SWITCHBOARD_RETENTION", default_value = "30d", value_parser = parse_retention)]
+    pub retention: Retention,
 
     /// Seconds between two retention sweeps.
     #[arg(long, env = "SWITCHBOARD_PRUNE_EVERY_S", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..))]
     pub prune_every_s: u64,
 }
 
+/// How long runs are kept: for a while, or forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<Duration>);
+
+fn parse_retention(text: &str) -> Result<Retention, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Retention(None));
+    }
+    let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 30d, 12h, or off)"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: a retention of zero would delete every run as it ends; use `off` to keep them all"));
+    }
+    Ok(Retention(Some(d)))
+}
+
 impl StorageSettings {
     /// How old a finished run may get; None: forever.
     pub fn retention(&self) -> Option<Duration> {
-        (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 24 * 3600))
+        self.retention.0
     }
 }

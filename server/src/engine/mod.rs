@@ -7,6 +7,7 @@
 
 pub mod agents;
 mod book;
+mod controls;
 mod coordinator;
 pub mod interpreter;
 mod lifecycle;
@@ -22,10 +23,9 @@ mod stored;
 
 use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
-use crate::storage::reads::{Cursor, ListFilter};
 use crate::storage::{Reader, Store};
 use agents::LocalAgent;
-use app::protocol::{ControlAction, ErrorCode, TopicKind, WorkflowSnapshot, WorkflowState};
+use app::protocol::{ControlAction, ErrorCode, TopicKind, WorkflowSnapshot};
 use book::Book;
 use interpreter::OutputBudget;
 use pipeline::{Pipeline, PipelineError};
@@ -201,12 +201,6 @@ fn topic_of(id: &str) -> String {
     TopicKind::Workflow.topic(id).unwrap_or_else(|_| format!("workflow:{}", id.to_lowercase()))
 }
 
-/// One page of runs, and where the next one starts.
-pub struct RunPage {
-    pub runs: Vec<WorkflowSnapshot>,
-    pub next: Option<Cursor>,
-}
-
 impl Engine {
     pub fn new(hub: Hub, mut config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken, store: Store, reader: Reader) -> Engine {
         // stages run in their own folders: give them absolute paths
@@ -242,6 +236,11 @@ impl Engine {
                 config,
             }),
         }
+    }
+
+    /// Runs held in memory now: every unfinished one, and the recently finished.
+    pub fn runs_in_memory(&self) -> usize {
+        lock(&self.inner.runs).len()
     }
 
     pub fn pipelines(&self) -> Vec<Pipeline> {
@@ -326,112 +325,6 @@ impl Engine {
             self.stored_run(id).await?;
         }
         Ok(self.inner.config.runs_dir.join(id).join("artifacts"))
-    }
-
-    /// A page of runs, newest first: those in memory (the newest state of the active
-    /// ones, which the database may not have yet) merged with the stored ones.
-    pub async fn list(&self, filter: &ListFilter, cursor: Option<&Cursor>, limit: usize) -> Result<RunPage, EngineError> {
-        let stored = self.inner.reader.page(filter, cursor, limit + 1).await?;
-        let entries: Vec<Arc<Entry>> = lock(&self.inner.runs).values().cloned().collect();
-        let mut merged: HashMap<String, WorkflowSnapshot> = HashMap::new();
-        for s in stored {
-            if let Some(run) = stored::revive(&s) {
-                merged.insert(run.id.clone(), run.view);
-            }
-        }
-        for entry in entries {
-            let run = entry.run.lock().await;
-            let key = Cursor { created_at: run.created_at, id: run.id.clone() };
-            let states = &filter.states;
-            let matches = (states.is_empty() || states.iter().any(|s| *s == stored::name_of(&run.state)))
-                && filter.pipeline.as_ref().is_none_or(|p| *p == run.name)
-                && cursor.is_none_or(|c| (key.created_at, &key.id) < (c.created_at, &c.id));
-            if matches {
-                merged.insert(run.id.clone(), run.view.clone());
-            }
-        }
-        let mut runs: Vec<WorkflowSnapshot> = merged.into_values().collect();
-        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        let more = runs.len() > limit;
-        runs.truncate(limit);
-        for r in &mut runs {
-            if let Ok((seq, epoch)) = self.inner.hub.position(&topic_of(&r.id)).await {
-                (r.seq, r.epoch) = (seq, epoch);
-            }
-        }
-        let next = if more { runs.last().map(|r| Cursor { created_at: r.created_at, id: r.id.clone() }) } else { None };
-        Ok(RunPage { runs, next })
-    }
-
-    pub async fn control(&self, id: &str, action: ControlAction) -> Result<(), EngineError> {
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
-        let state = entry.run.lock().await.state;
-        let (allowed, control) = match action {
-            ControlAction::Pause => (state == WorkflowState::Running, Control::Pause),
-            ControlAction::Resume => (state == WorkflowState::Paused, Control::Resume),
-            ControlAction::Cancel => (!state.is_finished(), Control::Cancel),
-        };
-        if !allowed {
-            let verb = format!("{action:?}").to_lowercase();
-            return Err(EngineError::Conflict(format!("cannot {verb} workflow {id:?}: it is {state:?}").to_lowercase()));
-        }
-        if !entry.send(control) {
-            return Err(EngineError::Conflict(format!("workflow {id:?} is not running")));
-        }
-        Ok(())
-    }
-
-    pub async fn confirm(&self, id: &str) -> Result<(), EngineError> {
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
-        if entry.run.lock().await.state != WorkflowState::WaitingConfirmation {
-            return Err(EngineError::Conflict(format!("workflow {id:?} has no stage waiting for confirmation")));
-        }
-        entry.send(Control::Confirm);
-        Ok(())
-    }
-
-    /// Reruns a stage and those after it (the retry of a failed stage too). Only a
-    /// run that has ended can be restarted.
-    pub async fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), EngineError> {
-        let entry = self.entry_or_load(id).await?;
-        let index = {
-            let mut run = entry.run.lock().await;
-            let index = run
-                .stage_position(stage_id)
-                .ok_or_else(|| EngineError::NoStage { workflow: id.into(), stage: stage_id.into() })?;
-            if !run.state.is_finished() {
-                return Err(EngineError::Conflict(format!("workflow {id:?} is {:?}: cancel it before restarting a stage", run.state)));
-            }
-            for s in &mut run.stages[index..] {
-                s.reset();
-            }
-            run.state = WorkflowState::Pending;
-            run.finished_at = None;
-            run.error = None;
-            run.eta_s = None;
-            run.recompute_progress();
-            self.publish_status(&entry, &mut run).await;
-            for i in index..run.stages.len() {
-                self.publish_stage(&entry, &run, i).await;
-            }
-            index
-        };
-        lock(&self.inner.finished).retain(|(f, _)| f != id);
-        self.spawn_run(entry, index, false);
-        Ok(())
-    }
-
-    /// A `chat` event on the run's topic; a stage reading chat gets it on stdin.
-    pub async fn chat(&self, id: &str, from: &str, text: &str) -> Result<(), EngineError> {
-        let max = self.inner.config.max_chat_bytes;
-        if text.len() > max {
-            return Err(EngineError::BadRequest(format!("text: {} bytes is over the limit of {max} (SWITCHBOARD_MAX_CHAT_BYTES)", text.len())));
-        }
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
-        let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
-        let _ = self.inner.hub.publish(&topic_of(id), app::protocol::names::CHAT, &chat).await;
-        entry.send(Control::Chat(text.to_owned()));
-        Ok(())
     }
 }
 

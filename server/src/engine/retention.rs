@@ -41,6 +41,9 @@ impl Engine {
                         runs.remove(id);
                     }
                     drop(runs);
+                    for id in &ids {
+                        self.inner.hub.forget_topic(&super::topic_of(id));
+                    }
                     self.inner.total_runs.fetch_sub(ids.len() as u64, Ordering::Relaxed);
                     tracing::info!(pruned = ids.len(), "runs past the retention period deleted");
                 }

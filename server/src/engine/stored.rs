@@ -3,9 +3,20 @@
 
 use super::pipeline::Pipeline;
 use super::run::Run;
-use super::{Engine, EngineError};
+use super::{lock, topic_of, Engine, EngineError, Entry};
+use crate::storage::reads::{Cursor, ListFilter};
 use crate::storage::{StageRow, StoredRun, Write, WorkflowRow};
+use app::protocol::WorkflowSnapshot;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One page of runs, and where the next one starts.
+pub struct RunPage {
+    pub runs: Vec<WorkflowSnapshot>,
+    pub next: Option<Cursor>,
+}
+
 
 /// The protocol's name of a state (`"waiting_confirmation"`).
 pub fn name_of<T: serde::Serialize>(state: &T) -> String {
@@ -82,4 +93,40 @@ impl Engine {
             None => Err(EngineError::NotFound(id.to_owned())),
         }
     }
+
+    /// A page of runs, newest first: those in memory (the newest state of the active
+    /// ones, which the database may not have yet) merged with the stored ones.
+    pub async fn list(&self, filter: &ListFilter, cursor: Option<&Cursor>, limit: usize) -> Result<RunPage, EngineError> {
+        let stored = self.inner.reader.page(filter, cursor, limit + 1).await?;
+        let entries: Vec<Arc<Entry>> = lock(&self.inner.runs).values().cloned().collect();
+        let mut merged: HashMap<String, WorkflowSnapshot> = HashMap::new();
+        for s in stored {
+            if let Some(run) = revive(&s) {
+                merged.insert(run.id.clone(), run.view);
+            }
+        }
+        for entry in entries {
+            let run = entry.run.lock().await;
+            let key = Cursor { created_at: run.created_at, id: run.id.clone() };
+            let states = &filter.states;
+            let matches = (states.is_empty() || states.iter().any(|s| *s == name_of(&run.state)))
+                && filter.pipeline.as_ref().is_none_or(|p| *p == run.name)
+                && cursor.is_none_or(|c| (key.created_at, &key.id) < (c.created_at, &c.id));
+            if matches {
+                merged.insert(run.id.clone(), run.view.clone());
+            }
+        }
+        let mut runs: Vec<WorkflowSnapshot> = merged.into_values().collect();
+        runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let more = runs.len() > limit;
+        runs.truncate(limit);
+        for r in &mut runs {
+            if let Ok((seq, epoch)) = self.inner.hub.position(&topic_of(&r.id)).await {
+                (r.seq, r.epoch) = (seq, epoch);
+            }
+        }
+        let next = if more { runs.last().map(|r| Cursor { created_at: r.created_at, id: r.id.clone() }) } else { None };
+        Ok(RunPage { runs, next })
+    }
+
 }

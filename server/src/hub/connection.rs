@@ -1,24 +1,27 @@
-//! One WebSocket connection: the reader runs in place, the writer is spawned and owns
-//! the socket's sending half, the outbound queue and the heartbeat. Either side ends
-//! the connection through the outbox's close signal, with one reason and close code.
+//! One WebSocket connection, in one task: it reads the client's messages and writes
+//! what its outbox holds (events, replies, the heartbeat's Pings), taking turns, until
+//! the outbox's close signal says why it ends (one reason, one close code). A close the
+//! server starts sends what was queued, then the close frame, then reads and discards
+//! until the peer's close frame (RFC 6455's closing handshake), so the peer learns why.
+//! One task, not a reader and a spawned writer: an idle connection's memory is mostly
+//! its task, and one small future is what ten thousand of them cost.
 
 use super::outbox::{CloseReason, Outbound, Outbox, OutboxReceiver};
 use super::rate::ConnectionLimits;
-use super::{now_ms, ConnectionInfo, Hub, HubError};
+use super::{now_ms, ConnectionInfo, Hub};
 use app::protocol::{
-    parse_client_message, Ack, ClientEnvelope, ClientMessage, CommandName, ErrorCode, ErrorMessage, Hello, Limits, MessageId,
-    Pong, ServerMessage, Unsubscribed,
+    parse_client_message, ClientEnvelope, ClientMessage, ErrorCode, ErrorMessage, Hello, Limits, MessageId, ServerMessage,
 };
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::stream::{SplitSink, SplitStream};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::Instrument;
 
 /// Most queued items written before one flush.
 const WRITE_BATCH: usize = 64;
+/// A write batch with at most this many slots is freed after use.
+const SHRINK_SMALL: usize = 8;
 /// How long a close frame may take to go out before the socket is just dropped (a slow
 /// consumer that resumes reading within it still learns why: 1013).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -41,41 +44,29 @@ pub struct ConnectParams {
     pub workflow_id: Option<String>,
 }
 
-/// Sets up one upgraded socket (registers it, queues `hello` and its subscriptions,
-/// spawns the writer) and returns the future that reads it until it closes. The set-up
-/// is synchronous so the long-lived future keeps only the reader's state: an idle
-/// connection's memory is mostly these futures.
-pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::future::Future<Output = ()> + Send {
-    let (outbox, rx) = Outbox::new(hub.config().outbound_queue, hub.shutdown_token());
+/// Registers one upgraded socket and returns the future that serves it until it closes.
+/// `slot` (the connection's place in its address's count) is given back at the end.
+pub fn serve<Slot: Send + 'static>(
+    mut socket: WebSocket,
+    hub: Hub,
+    params: ConnectParams,
+    slot: Slot,
+) -> impl std::future::Future<Output = ()> + Send {
+    let (outbox, mut rx) = Outbox::new(hub.config().outbound_queue);
     let conn = hub.connect(outbox, params.principal.clone(), params.user_id.clone(), params.session_id.clone());
-    // a debug span: at the default `info` level it allocates nothing per connection
-    let span = tracing::debug_span!("ws", client = %conn.client_id);
-    let _entered = span.enter();
-    tracing::debug!("connected");
-    let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, conn.clone(), hub.clone()).in_current_span());
-    drop(_entered);
+    // no span wrapped around it (the few lines it logs name the client): every byte of
+    // this future is paid by every idle connection
     async move {
+        tracing::debug!(client = %conn.client_id(), "connected");
         // boxed: run once, so its state need not live in every idle connection's future
         let workflow = Box::pin(greet(&hub, &conn, params)).await;
-        let mut stream = stream;
-        read_loop(&mut stream, &hub, &conn, workflow.as_deref()).await;
+        let contiguous = serve_loop(&mut socket, &mut rx, &hub, &conn, workflow.as_deref()).await;
         // closing: no more events for it, and it no longer counts as connected
         hub.disconnect(&conn);
-        // A close the server starts: while the writer sends what is queued and the close
-        // frame, the reader goes on reading and discarding until the peer's close frame.
-        // Dropping the socket with the peer's frames unread would make the kernel reset
-        // the connection, and the peer would see neither our replies nor why we closed.
-        // (A peer silent past the heartbeat is presumed gone: no one to wait for.)
-        let handshake = async {
-            if !matches!(conn.outbox.close_reason(), CloseReason::ClientGone | CloseReason::HeartbeatTimeout) {
-                let _ = tokio::time::timeout(CLOSING_HANDSHAKE, discard_until_close(&mut stream)).await;
-            }
-        };
-        let (_, ()) = tokio::join!(writer, handshake);
-        tracing::debug!(reason = conn.outbox.close_reason().text(), "disconnected");
+        Box::pin(finish(socket, rx, &conn, &hub, contiguous)).await;
+        drop(slot);
+        tracing::debug!(client = %conn.client_id(), reason = conn.outbox.close_reason().text(), "disconnected");
     }
-    .instrument(span)
 }
 
 /// `hello`, then every auto-subscription's `subscribed`, then any error about them.
@@ -83,7 +74,7 @@ pub fn serve(socket: WebSocket, hub: Hub, params: ConnectParams) -> impl std::fu
 async fn greet(hub: &Hub, conn: &Arc<ConnectionInfo>, params: ConnectParams) -> Option<String> {
     let config = hub.config();
     let hello = ServerMessage::Hello(Hello {
-        client_id: conn.client_id.clone(),
+        client_id: conn.client_id(),
         server_ts: now_ms(),
         heartbeat_ms: config.heartbeat.as_millis() as u64,
         limits: Limits {
@@ -108,11 +99,11 @@ async fn greet(hub: &Hub, conn: &Arc<ConnectionInfo>, params: ConnectParams) -> 
     params.workflow_id
 }
 
-fn forbidden_topic(topic: &str) -> ErrorMessage {
+pub(super) fn forbidden_topic(topic: &str) -> ErrorMessage {
     ErrorMessage::new(ErrorCode::Forbidden, format!("this token may not subscribe to {topic:?} (see its sub_topics)"))
 }
 
-fn reply(conn: &ConnectionInfo, msg: ServerMessage) {
+pub(super) fn reply(conn: &ConnectionInfo, msg: ServerMessage) {
     // a full queue closes the connection with 1013 inside push; nothing else to do
     let _ = conn.outbox.push_frame(msg.to_json());
 }
@@ -122,64 +113,109 @@ fn reply_error(hub: &Hub, conn: &ConnectionInfo, err: ErrorMessage) {
     reply(conn, ServerMessage::Error(err));
 }
 
-fn error_for(code: ErrorCode, message: String, env: &ClientEnvelope) -> ErrorMessage {
+pub(super) fn error_for(code: ErrorCode, message: String, env: &ClientEnvelope) -> ErrorMessage {
     let mut err = ErrorMessage::new(code, message);
     err.id = env.id.clone();
     err.original_message = serde_json::to_value(env).ok();
     err
 }
 
-/// Reads until the peer's close frame, or the end of the stream, dropping everything.
-async fn discard_until_close(stream: &mut SplitStream<WebSocket>) {
-    while let Some(Ok(msg)) = stream.next().await {
-        if matches!(msg, Message::Close(_)) {
-            return;
-        }
-    }
-}
-
-async fn read_loop(stream: &mut SplitStream<WebSocket>, hub: &Hub, conn: &Arc<ConnectionInfo>, workflow: Option<&str>) {
-    let mut limits = ConnectionLimits::new(hub.config());
-    // the connection lasts as long as its token
-    let expiry = conn.principal.expires_at_ms.map(|at| {
+/// Reads and writes, taking turns at random when both are ready (neither starves the
+/// other: the heartbeat's Pongs are read while a busy subscriber is written to). Returns
+/// whether what is still queued follows on from what was written (not so when a write
+/// was cut short by the close: the rest must not go out after a hole).
+async fn serve_loop(
+    ws: &mut WebSocket,
+    rx: &mut OutboxReceiver,
+    hub: &Hub,
+    conn: &Arc<ConnectionInfo>,
+    workflow: Option<&str>,
+) -> bool {
+    // made on the first message: a connection that only listens carries none
+    let mut limits: Option<Box<ConnectionLimits>> = None;
+    // the connection lasts as long as its token (boxed: only a connection with a token
+    // that expires carries a timer)
+    let mut expiry = conn.principal.expires_at_ms.map(|at| {
         let left = (at - now_ms()).max(0) as u64;
-        tokio::time::Instant::now() + Duration::from_millis(left)
+        Box::pin(tokio::time::sleep(Duration::from_millis(left)))
     });
+    // grown on first use: an idle connection should not carry a batch buffer
+    let mut batch = Vec::new();
+    let outbox = &conn.outbox;
     loop {
-        let next = tokio::select! {
-            // once closing, not one more message is read as a request
-            biased;
-            _ = conn.outbox.closing().cancelled() => return,
-            _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
-                tracing::info!("closing: the access token expired");
-                return conn.outbox.close(CloseReason::Policy("token expired"));
+        // once closing, not one more message is read as a request
+        if outbox.is_closing() {
+            return true;
+        }
+        let expired = async {
+            match expiry.as_mut() {
+                Some(sleep) => sleep.as_mut().await,
+                None => std::future::pending().await,
             }
-            next = stream.next() => next,
         };
-        let msg = match next {
-            None => return conn.outbox.close(CloseReason::ClientGone),
-            Some(Err(e)) => {
-                let reason = if is_too_big(e) { CloseReason::TooBig } else { CloseReason::ClientGone };
-                return conn.outbox.close(reason);
+        tokio::select! {
+            _ = expired => {
+                tracing::info!(client = %conn.client_id(), "closing: the access token expired");
+                outbox.close(CloseReason::Policy("token expired"));
+                return true;
             }
-            Some(Ok(msg)) => msg,
-        };
-        conn.touch();
-        match msg {
-            Message::Text(text) => {
-                hub.counters().messages_in.inc();
-                handle_text(hub, conn, &mut limits, text.as_str(), workflow).await;
-            }
-            Message::Binary(_) => {
-                hub.counters().messages_in.inc();
-                if admit(hub, conn, &mut limits, false, None, None) {
-                    let mut err = ErrorMessage::new(ErrorCode::BadRequest, "binary frames are not supported: send JSON text frames");
-                    err.original_message = Some(Value::String("<binary frame>".into()));
-                    reply_error(hub, conn, err);
+            n = rx.recv_many(&mut batch, WRITE_BATCH) => {
+                if n == 0 {
+                    return true; // closing
+                }
+                // boxed: a write's state need not live in an idle connection; a close
+                // asked for meanwhile (a slow consumer) stops a write the peer never takes
+                let written = tokio::select! {
+                    _ = outbox.closed() => return false,
+                    written = Box::pin(write_batch(ws, &mut batch, hub)) => written,
+                };
+                if written.is_err() {
+                    outbox.close(CloseReason::ClientGone);
+                    return false;
+                }
+                // a quiet connection gives its few slots back (a busy one keeps them)
+                if batch.capacity() <= SHRINK_SMALL {
+                    batch = Vec::new();
                 }
             }
-            Message::Close(_) => return conn.outbox.close(CloseReason::ClientGone),
-            Message::Ping(_) | Message::Pong(_) => {}
+            next = ws.recv() => {
+                let msg = match next {
+                    None => {
+                        outbox.close(CloseReason::ClientGone);
+                        return true;
+                    }
+                    Some(Err(e)) => {
+                        let reason = if is_too_big(e) { CloseReason::TooBig } else { CloseReason::ClientGone };
+                        outbox.close(reason);
+                        return true;
+                    }
+                    Some(Ok(msg)) => msg,
+                };
+                conn.touch();
+                match msg {
+                    Message::Text(text) => {
+                        hub.counters().messages_in.inc();
+                        // boxed: a message's handling (a subscribe that opens a topic, a
+                        // control that awaits the engine) is large
+                        let limits = limits.get_or_insert_with(|| Box::new(ConnectionLimits::new(hub.config())));
+                        Box::pin(handle_text(hub, conn, limits, text.as_str(), workflow)).await;
+                    }
+                    Message::Binary(_) => {
+                        hub.counters().messages_in.inc();
+                        let limits = limits.get_or_insert_with(|| Box::new(ConnectionLimits::new(hub.config())));
+                        if admit(hub, conn, limits, false, None, None) {
+                            let mut err = ErrorMessage::new(ErrorCode::BadRequest, "binary frames are not supported: send JSON text frames");
+                            err.original_message = Some(Value::String("<binary frame>".into()));
+                            reply_error(hub, conn, err);
+                        }
+                    }
+                    Message::Close(_) => {
+                        outbox.close(CloseReason::ClientGone);
+                        return true;
+                    }
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
         }
     }
 }
@@ -208,7 +244,7 @@ fn admit(
     err.original_message = original;
     reply_error(hub, conn, err);
     if limits.record_rejection(Instant::now()) {
-        tracing::info!("closing after repeated rate limiting");
+        tracing::info!(client = %conn.client_id(), "closing after repeated rate limiting");
         conn.outbox.close(CloseReason::Policy("rate limit exceeded repeatedly"));
     }
     false
@@ -228,125 +264,14 @@ async fn handle_text(hub: &Hub, conn: &Arc<ConnectionInfo>, limits: &mut Connect
     if !admit(hub, conn, limits, is_publish, env.id.clone(), serde_json::to_value(&env).ok()) {
         return;
     }
-    if let Err(err) = dispatch(hub, conn, &env, workflow).await {
+    if let Err(err) = super::dispatch::dispatch(hub, conn, &env, workflow).await {
         reply_error(hub, conn, err);
     }
 }
 
-async fn dispatch(hub: &Hub, conn: &Arc<ConnectionInfo>, env: &ClientEnvelope, workflow: Option<&str>) -> Result<(), ErrorMessage> {
-    let hub_err = |e: HubError| error_for(e.code(), e.to_string(), env);
-    let id = env.id.clone();
-    let forbid = |message: String| error_for(ErrorCode::Forbidden, message, env);
-    match &env.msg {
-        ClientMessage::Subscribe { topic, since, epoch } => {
-            super::check_topic(topic).map_err(hub_err)?;
-            if !conn.principal.may_subscribe(topic) {
-                return Err(error_for(ErrorCode::Forbidden, forbidden_topic(topic).message, env));
-            }
-            hub.subscribe(conn, topic, *since, epoch.as_deref(), id).await.map_err(hub_err)?;
-        }
-        ClientMessage::Unsubscribe { topic } => {
-            super::check_topic(topic).map_err(hub_err)?;
-            hub.unsubscribe(conn, topic);
-            reply(conn, ServerMessage::Unsubscribed(Unsubscribed { topic: topic.clone(), id }));
-        }
-        ClientMessage::Ping { ts } => {
-            reply(conn, ServerMessage::Pong(Pong { ts: ts.clone(), server_ts: now_ms(), id }));
-        }
-        ClientMessage::Publish { topic, event, data } => {
-            super::check_topic(topic).map_err(hub_err)?;
-            if let Some(why) = super::publish_refusal(&conn.principal, topic) {
-                return Err(forbid(why));
-            }
-            let raw = serde_json::value::to_raw_value(data)
-                .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
-            let seq = hub.publish_raw(topic, event, &raw).await.map_err(hub_err)?;
-            if let Some(id) = id {
-                let result = serde_json::json!({ "topic": topic, "seq": seq });
-                reply(conn, ServerMessage::Ack(Ack { id, result: Some(result) }));
-            }
-        }
-        ClientMessage::Control { workflow_id, .. }
-        | ClientMessage::Confirm { workflow_id }
-        | ClientMessage::Command { workflow_id, .. }
-        | ClientMessage::Chat { workflow_id, .. } => {
-            if !conn.principal.may_control() {
-                return Err(forbid("this token may not act on workflows (its `control` is false)".into()));
-            }
-            let Some(workflow_id) = workflow_id.as_deref().or(workflow) else {
-                return Err(error_for(ErrorCode::BadRequest, "`workflow_id` is required".into(), env));
-            };
-            if !conn.principal.may_subscribe(&format!("{}{workflow_id}", super::DURABLE_PREFIX)) {
-                return Err(forbid(format!("this token may not see workflow {workflow_id:?}, so it may not act on it")));
-            }
-            let Some(actions) = hub.actions() else {
-                return Err(error_for(ErrorCode::NotFound, format!("no workflow {workflow_id:?}"), env));
-            };
-            // with auth on, a message is from its token's subject
-            let from = match &conn.principal.claims {
-                Some(_) => conn.principal.sub.to_string(),
-                None => conn.user_id.clone().unwrap_or_else(|| conn.client_id.clone()),
-            };
-            let done = match &env.msg {
-                ClientMessage::Control { action, .. } => actions.control(workflow_id, *action).await,
-                ClientMessage::Confirm { .. } => actions.confirm(workflow_id).await,
-                ClientMessage::Command { command: CommandName::CancelRun, .. } => {
-                    actions.control(workflow_id, app::protocol::ControlAction::Cancel).await
-                }
-                ClientMessage::Command { command: CommandName::RestartStage, args, .. } => {
-                    match args.as_ref().and_then(|a| a.get("stage_id")).and_then(Value::as_str) {
-                        Some(stage) => actions.restart_stage(workflow_id, stage).await,
-                        None => Err((ErrorCode::BadRequest, "restart_stage needs `args.stage_id`".into())),
-                    }
-                }
-                ClientMessage::Chat { text, .. } if text.trim().is_empty() => {
-                    Err((ErrorCode::BadRequest, "`text` must not be empty".into()))
-                }
-                ClientMessage::Chat { text, .. } => actions.chat(workflow_id, &from, text).await,
-                _ => Ok(()),
-            };
-            done.map_err(|(code, message)| error_for(code, message, env))?;
-            if let Some(id) = id {
-                reply(conn, ServerMessage::Ack(Ack { id, result: None }));
-            }
-        }
-        ClientMessage::Close => conn.outbox.close(CloseReason::Normal),
-    }
-    Ok(())
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: OutboxReceiver,
-    conn: Arc<ConnectionInfo>,
-    hub: Hub,
-) {
-    // grown on first use: an idle connection should not carry a batch buffer
-    let mut batch = Vec::new();
-    let closing = conn.outbox.closing().clone();
-    loop {
-        tokio::select! {
-            biased;
-            _ = closing.cancelled() => break,
-            _ = rx.recv_many(&mut batch, WRITE_BATCH) => {
-                let written = tokio::select! {
-                    _ = closing.cancelled() => break,
-                    written = write_batch(&mut sink, &mut batch, &hub) => written,
-                };
-                if written.is_err() {
-                    conn.outbox.close(CloseReason::ClientGone);
-                    break;
-                }
-            }
-        }
-    }
-    // boxed: reached once per connection, so its state need not live in every writer
-    Box::pin(finish(sink, rx, &conn.outbox, &hub)).await;
-}
-
 /// Writes queued items without a flush each, then flushes once.
 async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut WebSocket,
     batch: &mut Vec<Outbound>,
     hub: &Hub,
 ) -> Result<(), axum::Error> {
@@ -381,24 +306,40 @@ async fn write_batch(
     Ok(())
 }
 
-/// Sends what is already queued when the server closes (the replies that explain it,
-/// a slow consumer's gapless backlog), then the close frame the reason calls for, each
-/// bounded in time; the reader meanwhile waits for the peer's close frame.
-async fn finish(mut sink: SplitSink<WebSocket, Message>, rx: OutboxReceiver, outbox: &Outbox, hub: &Hub) {
-    let reason = outbox.close_reason();
-    if reason != CloseReason::ClientGone {
+/// Reads until the peer's close frame, or the end of the stream, dropping everything.
+async fn discard_until_close(ws: &mut WebSocket) {
+    while let Some(Ok(msg)) = ws.recv().await {
+        if matches!(msg, Message::Close(_)) {
+            return;
+        }
+    }
+}
+
+/// Ends the connection. When the server closes: what is already queued (the replies
+/// that explain it, a slow consumer's gapless backlog), then the close frame the reason
+/// calls for, each bounded in time; then the peer's frames are read and dropped until
+/// its close frame. Dropping the socket with the peer's frames unread would make the
+/// kernel reset the connection, and the peer would see neither the replies nor why.
+/// (A peer silent past the heartbeat is presumed gone: no one to wait for.) When a
+/// write was cut short (`contiguous` false), nothing more goes out but the close frame.
+async fn finish(mut ws: WebSocket, rx: OutboxReceiver, conn: &ConnectionInfo, hub: &Hub, contiguous: bool) {
+    let reason = conn.outbox.close_reason();
+    if reason == CloseReason::ClientGone {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close()).await;
+        return;
+    }
+    if contiguous {
         let mut batch = Vec::new();
         rx.try_recv_many(&mut batch, usize::MAX);
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_batch(&mut sink, &mut batch, hub)).await;
-    }
-    if reason == CloseReason::ClientGone {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-        return;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, write_batch(&mut ws, &mut batch, hub)).await;
     }
     hub.counters().closed(reason.code());
     let frame = CloseFrame { code: reason.code(), reason: Utf8Bytes::from_static(reason.text()) };
-    if let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+    let Ok(Ok(())) = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await else {
+        return; // the socket is stuck or broken: drop it; a codeless close would only mislead
+    };
+    if reason != CloseReason::HeartbeatTimeout {
+        let _ = tokio::time::timeout(CLOSING_HANDSHAKE, discard_until_close(&mut ws)).await;
     }
-    // else the socket is stuck or broken: drop it; a codeless close would only mislead
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close()).await;
 }

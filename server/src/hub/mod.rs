@@ -5,23 +5,24 @@
 //! Connections, their heartbeat and stats are `registry`'s (PROTOCOL.md sections 1-4, 6).
 
 pub mod budget;
-pub mod catch_up;
 pub mod connection;
 pub mod counters;
+mod dispatch;
 pub mod event;
 pub mod fanout;
 pub mod log;
 pub mod outbox;
 pub mod rate;
 pub mod registry;
+pub mod subscription;
 
 pub use registry::{ClientStats, ConnectionInfo, Stats};
 
 use crate::config::Config;
-use app::protocol::{validate_topic, ControlAction, ErrorCode, MessageId, ServerMessage, Subscribed, TopicError};
+use app::protocol::{validate_topic, ControlAction, ErrorCode, TopicError};
 use counters::Counters;
 use event::{Draft, Redaction, StoredEvent};
-use fanout::{FanoutTopic, Start};
+use fanout::FanoutTopic;
 use log::durable::{DurableLog, Window};
 use log::memory::{MemoryLog, Retention};
 use log::{LogError, LogTopic, TopicLog};
@@ -329,82 +330,17 @@ impl Hub {
         self.inner.budget.used()
     }
 
-    /// Subscribes a connection, enforcing its subscription limit. Without `since`, or
-    /// when the replay can be read from memory, everything (`subscribed`, the replay) is
-    /// queued before this returns; a replay from the database is read in the background.
-    pub async fn subscribe(
-        &self,
-        conn: &Arc<ConnectionInfo>,
-        topic: &str,
-        since: Option<u64>,
-        epoch: Option<&str>,
-        id: Option<MessageId>,
-    ) -> Result<(), HubError> {
-        check_topic(topic)?;
-        {
-            let subs = registry::lock(&conn.subscriptions);
-            let max = self.inner.config.max_subscriptions;
-            if !subs.contains(topic) && subs.len() >= max {
-                return Err(HubError::TooManySubscriptions(max));
-            }
-        }
-        let t = self.topic(topic).await?;
-        let log_epoch = t.log.epoch();
-        let subscribed = |seq: u64, recovered: bool, id: Option<MessageId>| {
-            let msg = ServerMessage::Subscribed(Subscribed { topic: topic.to_owned(), seq, epoch: log_epoch.to_string(), recovered, id });
-            axum::extract::ws::Utf8Bytes::from(msg.to_json())
-        };
-        let overflow = |_| {
-            self.inner.counters.slow_consumer_closes.inc();
-            HubError::Overflow
-        };
-        let recovered_live = match since {
-            None => Some(true),
-            // another epoch: the client's seqs mean nothing here; live from now on
-            Some(_) if epoch.is_some_and(|e| e != &*log_epoch) => Some(false),
-            Some(_) => None,
-        };
-        if let Some(recovered) = recovered_live {
-            let id = id.clone();
-            t.fanout
-                .add(conn.id, &conn.outbox, &conn.principal, Start::Live, |seq| vec![subscribed(seq, recovered, id)])
-                .map_err(overflow)?;
-            registry::lock(&conn.subscriptions).insert(topic.to_owned());
-            return Ok(());
-        }
-        let since = since.unwrap_or(0);
-        let upto = t.fanout.add(conn.id, &conn.outbox, &conn.principal, Start::CatchUp, |_| Vec::new()).map_err(overflow)?;
-        registry::lock(&conn.subscriptions).insert(topic.to_owned());
-        let job = catch_up::CatchUp {
-            hub: self.clone(),
-            topic: t.clone(),
-            conn: conn.clone(),
-            since,
-            upto,
-            recovered: subscribed(upto, true, id.clone()),
-            not_recovered: subscribed(upto, false, id),
-        };
-        if t.log.in_memory(since) {
-            job.run().await;
-        } else {
-            self.inner.tasks.spawn(job.run());
-        }
-        Ok(())
-    }
-
-    pub fn unsubscribe(&self, conn: &ConnectionInfo, topic: &str) {
-        if let Some(t) = self.existing(topic) {
-            t.fanout.remove(conn.id);
-        }
-        registry::lock(&conn.subscriptions).remove(topic);
-    }
-
     /// Up to `limit` retained events after `since`; an unknown topic has none and seq 0.
     pub async fn history(&self, topic: &str, since: u64, limit: usize) -> Result<HistoryPage, HubError> {
         let t = self.topic(topic).await?;
         let seq = t.log.last_seq();
         let range = t.log.read(since, seq, limit).await?;
         Ok(HistoryPage { events: range.events, seq, epoch: t.log.epoch().to_string() })
+    }
+
+    /// Forgets a topic whose log was deleted (a pruned run): its next use opens it anew.
+    pub fn forget_topic(&self, name: &str) {
+        self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 
     /// Drops topics that hold nothing only memory keeps: no subscriber, nothing in use

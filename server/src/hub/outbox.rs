@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// One item of the queue; an event keeps its publish instant for the latency histogram.
 #[derive(Debug)]
@@ -62,14 +61,10 @@ impl CloseReason {
     }
 }
 
-struct Closer {
-    token: CancellationToken,
-    reason: OnceLock<CloseReason>,
-}
-
 /// The queue itself: a deque that grows only when used (tokio's bounded mpsc
 /// allocates a block of slots per channel up front, ~2 KiB per idle connection), a
-/// capacity checked on push, and a `Notify` to wake the writer.
+/// capacity checked on push, a `Notify` to wake the writer; and the close signal, in
+/// the same allocation (an idle connection's memory is mostly its few allocations).
 struct Queue {
     items: Mutex<VecDeque<Outbound>>,
     capacity: usize,
@@ -77,13 +72,15 @@ struct Queue {
     /// Woken when the writer takes items (a replay waits on it for room).
     drained: Notify,
     receiver_gone: AtomicBool,
+    /// Set once, with the first reason given (`ready` and `drained` wake its waiters).
+    closed: AtomicBool,
+    reason: OnceLock<CloseReason>,
 }
 
 /// The sending side of a connection, cloned into every topic it subscribes to.
 #[derive(Clone)]
 pub struct Outbox {
     queue: Arc<Queue>,
-    closer: Arc<Closer>,
 }
 
 /// The writer's side of the queue.
@@ -101,17 +98,18 @@ pub enum PushError {
 }
 
 impl Outbox {
-    /// A queue of `capacity` items; `parent` cancels it on server shutdown.
-    pub fn new(capacity: usize, parent: &CancellationToken) -> (Outbox, OutboxReceiver) {
+    /// A queue of `capacity` items (the hub closes it on server shutdown).
+    pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
         let queue = Arc::new(Queue {
             items: Mutex::new(VecDeque::new()),
             capacity,
             ready: Notify::new(),
             drained: Notify::new(),
             receiver_gone: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            reason: OnceLock::new(),
         });
-        let closer = Arc::new(Closer { token: parent.child_token(), reason: OnceLock::new() });
-        (Outbox { queue: queue.clone(), closer }, OutboxReceiver { queue })
+        (Outbox { queue: queue.clone() }, OutboxReceiver { queue })
     }
 
     /// Queues at once or fails at once: never waits on the connection.
@@ -138,22 +136,37 @@ impl Outbox {
 
     /// Asks the connection to close; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.closer.reason.set(reason);
-        self.closer.token.cancel();
+        let _ = self.queue.reason.set(reason);
+        if !self.queue.closed.swap(true, Ordering::AcqRel) {
+            // the connection's task waits on `ready` (recv_many); `closed()` and a
+            // replay's wait for room, on `drained`
+            self.queue.ready.notify_one();
+            self.queue.drained.notify_waiters();
+        }
     }
 
-    /// The reason to close with, once `closing()` fired (shutdown when none was given).
+    /// The reason to close with, once it is closing (shutdown when none was given).
     pub fn close_reason(&self) -> CloseReason {
-        self.closer.reason.get().copied().unwrap_or(CloseReason::GoingAway)
+        self.queue.reason.get().copied().unwrap_or(CloseReason::GoingAway)
     }
 
-    pub fn closing(&self) -> &CancellationToken {
-        &self.closer.token
+    /// Resolves once the connection is asked to close.
+    pub async fn closed(&self) {
+        loop {
+            // registered before the check, so a close in between is not missed (a drain
+            // wakes it too: it looks again)
+            let notified = self.queue.drained.notified();
+            if self.is_closing() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn is_closing(&self) -> bool {
-        self.closer.token.is_cancelled()
+        self.queue.closed.load(Ordering::Acquire)
     }
+
 
     /// Items waiting in the queue.
     pub fn len(&self) -> usize {
@@ -173,7 +186,7 @@ impl Outbox {
             }
             tokio::select! {
                 _ = drained => {}
-                _ = self.closing().cancelled() => return,
+                _ = self.closed() => return,
             }
         }
     }
@@ -187,9 +200,14 @@ const SHRINK_SMALL: usize = 8;
 
 impl OutboxReceiver {
     /// Moves up to `limit` items into `out`, waiting until there is at least one.
+    /// Returns 0 (with nothing moved) once the connection is closing: its task waits on
+    /// this one future for both, an idle connection holding a single waiter.
     pub async fn recv_many(&mut self, out: &mut Vec<Outbound>, limit: usize) -> usize {
         loop {
             let notified = self.queue.ready.notified();
+            if self.queue.closed.load(Ordering::Acquire) {
+                return 0;
+            }
             let n = self.try_recv_many(out, limit);
             if n > 0 {
                 return n;
@@ -226,8 +244,7 @@ mod tests {
 
     #[test]
     fn overflow_closes_with_1013_and_never_blocks() {
-        let root = CancellationToken::new();
-        let (outbox, rx) = Outbox::new(2, &root);
+        let (outbox, rx) = Outbox::new(2);
         outbox.push_frame("a".into()).unwrap();
         outbox.push_frame("b".into()).unwrap();
         assert_eq!(outbox.len(), 2);
@@ -243,8 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_wakes_for_a_push() {
-        let root = CancellationToken::new();
-        let (outbox, mut rx) = Outbox::new(8, &root);
+        let (outbox, mut rx) = Outbox::new(8);
         let writer = tokio::spawn(async move {
             let mut got = Vec::new();
             rx.recv_many(&mut got, 8).await
@@ -255,10 +271,12 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_reads_as_going_away() {
-        let root = CancellationToken::new();
-        let (outbox, rx) = Outbox::new(2, &root);
-        root.cancel();
+    fn a_close_without_a_reason_reads_as_going_away() {
+        let (outbox, rx) = Outbox::new(2);
+        let waiter = outbox.clone();
+        let closed = std::thread::spawn(move || futures::executor::block_on(waiter.closed()));
+        outbox.close(CloseReason::GoingAway);
+        closed.join().unwrap();
         assert!(outbox.is_closing());
         assert_eq!(outbox.close_reason().code(), 1001);
         drop(rx);

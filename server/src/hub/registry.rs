@@ -24,7 +24,8 @@ pub struct ConnectionInfo {
     pub id: u64,
     /// Who connected, and what they may do.
     pub principal: crate::auth::Principal,
-    pub client_id: String,
+    /// With `id`, the client id `hello` gives (made when asked, not kept as a string).
+    tag: u32,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub connected_at: TimestampMs,
@@ -34,6 +35,11 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
+    /// `c{id}-{tag}`: unique in this process, and not guessable from the count alone.
+    pub fn client_id(&self) -> String {
+        format!("c{}-{:06x}", self.id, self.tag)
+    }
+
     pub fn touch(&self) {
         self.last_seen_ms.store(super::now_ms(), Ordering::Relaxed);
     }
@@ -85,7 +91,7 @@ impl Hub {
         let info = Arc::new(ConnectionInfo {
             id,
             principal,
-            client_id: format!("c{id}-{:06x}", rand::random::<u32>() & 0xff_ffff),
+            tag: rand::random::<u32>() & 0xff_ffff,
             user_id,
             session_id,
             connected_at: now,
@@ -96,7 +102,18 @@ impl Hub {
         lock(&registry.connections).insert(id, info.clone());
         self.inner.counters.connections_total.inc();
         self.inner.counters.connections_active.inc();
+        if self.inner.shutdown.is_cancelled() {
+            info.outbox.close(outbox::CloseReason::GoingAway);
+        }
         info
+    }
+
+    /// Server shutdown: every connection is closed with 1001.
+    fn close_all(&self) {
+        let all: Vec<Arc<ConnectionInfo>> = lock(&self.inner.connections.connections).values().cloned().collect();
+        for conn in all {
+            conn.outbox.close(outbox::CloseReason::GoingAway);
+        }
     }
 
     /// Forgets a connection and all its subscriptions.
@@ -120,7 +137,7 @@ impl Hub {
         let clients: Vec<ClientStats> = lock(&self.inner.connections.connections)
             .values()
             .map(|c| ClientStats {
-                id: c.client_id.clone(),
+                id: c.client_id(),
                 user_id: c.user_id.clone(),
                 session_id: c.session_id.clone(),
                 subscriptions: lock(&c.subscriptions).iter().cloned().collect(),
@@ -165,8 +182,9 @@ impl Hub {
         self.heartbeat_slice(0, 1)
     }
 
-    /// Runs the heartbeat until shutdown: each connection is pinged once per period,
-    /// the period cut into slices so the Pings are spread across it.
+    /// Runs the heartbeat until shutdown (then closes every connection with 1001):
+    /// each connection is pinged once per period, the period cut into slices so the
+    /// Pings are spread across it.
     pub async fn run_heartbeat(self) {
         let slices = HEARTBEAT_SLICES;
         let step = self.inner.config.heartbeat / slices as u32;
@@ -176,7 +194,7 @@ impl Hub {
         let mut slice = 0;
         loop {
             tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
+                _ = self.inner.shutdown.cancelled() => return self.close_all(),
                 _ = tick.tick() => {
                     let closed = self.heartbeat_slice(slice, slices);
                     if closed > 0 {

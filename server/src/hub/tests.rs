@@ -25,7 +25,7 @@ fn open() -> crate::auth::Principal {
 }
 
 fn client(h: &Hub, queue: usize, viewer: crate::auth::Principal) -> (Arc<ConnectionInfo>, OutboxReceiver) {
-    let (outbox, rx) = Outbox::new(queue, h.shutdown_token());
+    let (outbox, rx) = Outbox::new(queue);
     (h.connect(outbox, viewer, None, None), rx)
 }
 

@@ -206,8 +206,23 @@ async fn commit(pool: &SqlitePool, batch: &[Queued], health: &Health, stop: &Can
     }
 }
 
+/// One transaction on a connection of its own, rolled back explicitly when anything in
+/// it fails (a full disk fails a statement or the commit itself): a failed transaction
+/// left open would hold the database's write lock and lock out the retry.
 async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let done = match apply(&mut conn, batch).await {
+        Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    done
+}
+
+async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queued]) -> Result<(), sqlx::Error> {
     for q in batch {
         match &q.write {
             Write::Workflow(r) => {
@@ -225,7 +240,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Er
                 .bind(r.created_at)
                 .bind(r.started_at)
                 .bind(r.finished_at)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Write::Stage(r) => {
@@ -247,7 +262,7 @@ async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Er
                 .bind(r.exit_code)
                 .bind(&r.error)
                 .bind(r.output_dropped_bytes)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Write::Event { topic, seq, frame, .. } => {
@@ -255,13 +270,13 @@ async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Er
                     .bind(topic)
                     .bind(*seq as i64)
                     .bind(frame)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
             Write::Topic { name, epoch } => {
-                sqlx::query("INSERT OR IGNORE INTO topics (name, epoch) VALUES (?, ?)").bind(name).bind(epoch).execute(&mut *tx).await?;
+                sqlx::query("INSERT OR IGNORE INTO topics (name, epoch) VALUES (?, ?)").bind(name).bind(epoch).execute(&mut **tx).await?;
             }
         }
     }
-    tx.commit().await
+    Ok(())
 }

@@ -1,4 +1,6 @@
-//! A subscription that resumes with `since` catches up before it goes live: the
+//! Subscriptions. Without `since` (or with another epoch) a subscriber is live at once,
+//! its `subscribed` queued in the same critical section as its registration. One that
+//! resumes with `since` catches up before it goes live: the
 //! fan-out buffers what is published meanwhile, the log's range (`since`, `upto`] is
 //! read (from memory at once, or from the database a page at a time, each page sent
 //! only when the outbox has room), and the buffered events follow the replay. When
@@ -6,14 +8,87 @@
 //! the log too. A range the log no longer holds whole answers `recovered: false`, as
 //! PROTOCOL.md section 3 says, and the subscription is live from `upto` on.
 
+use super::fanout::Start;
 use super::outbox::PushError;
-use super::{ConnectionInfo, Hub, TopicHandle};
-use app::protocol::{ErrorCode, ErrorMessage, ServerMessage};
+use super::{check_topic, registry, ConnectionInfo, Hub, HubError, TopicHandle};
+use app::protocol::{ErrorCode, ErrorMessage, MessageId, ServerMessage, Subscribed};
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
 
 /// Events read from the database at a time.
 const PAGE: usize = 500;
+
+impl Hub {
+    /// Subscribes a connection, enforcing its subscription limit. Without `since`, or
+    /// when the replay can be read from memory, everything (`subscribed`, the replay) is
+    /// queued before this returns; a replay from the database is read in the background.
+    pub async fn subscribe(
+        &self,
+        conn: &Arc<ConnectionInfo>,
+        topic: &str,
+        since: Option<u64>,
+        epoch: Option<&str>,
+        id: Option<MessageId>,
+    ) -> Result<(), HubError> {
+        check_topic(topic)?;
+        {
+            let subs = registry::lock(&conn.subscriptions);
+            let max = self.inner.config.max_subscriptions;
+            if !subs.contains(topic) && subs.len() >= max {
+                return Err(HubError::TooManySubscriptions(max));
+            }
+        }
+        let t = self.topic(topic).await?;
+        let log_epoch = t.log.epoch();
+        let subscribed = |seq: u64, recovered: bool, id: Option<MessageId>| {
+            let msg = ServerMessage::Subscribed(Subscribed { topic: topic.to_owned(), seq, epoch: log_epoch.to_string(), recovered, id });
+            axum::extract::ws::Utf8Bytes::from(msg.to_json())
+        };
+        let overflow = |_| {
+            self.inner.counters.slow_consumer_closes.inc();
+            HubError::Overflow
+        };
+        let recovered_live = match since {
+            None => Some(true),
+            // another epoch: the client's seqs mean nothing here; live from now on
+            Some(_) if epoch.is_some_and(|e| e != &*log_epoch) => Some(false),
+            Some(_) => None,
+        };
+        if let Some(recovered) = recovered_live {
+            let id = id.clone();
+            t.fanout
+                .add(conn.id, &conn.outbox, &conn.principal, Start::Live, |seq| vec![subscribed(seq, recovered, id)])
+                .map_err(overflow)?;
+            registry::lock(&conn.subscriptions).insert(topic.to_owned());
+            return Ok(());
+        }
+        let since = since.unwrap_or(0);
+        let upto = t.fanout.add(conn.id, &conn.outbox, &conn.principal, Start::CatchUp, |_| Vec::new()).map_err(overflow)?;
+        registry::lock(&conn.subscriptions).insert(topic.to_owned());
+        let job = CatchUp {
+            hub: self.clone(),
+            topic: t.clone(),
+            conn: conn.clone(),
+            since,
+            upto,
+            recovered: subscribed(upto, true, id.clone()),
+            not_recovered: subscribed(upto, false, id),
+        };
+        if t.log.in_memory(since) {
+            job.run().await;
+        } else {
+            self.inner.tasks.spawn(job.run());
+        }
+        Ok(())
+    }
+
+    pub fn unsubscribe(&self, conn: &ConnectionInfo, topic: &str) {
+        if let Some(t) = self.existing(topic) {
+            t.fanout.remove(conn.id);
+        }
+        registry::lock(&conn.subscriptions).remove(topic);
+    }
+}
 
 pub struct CatchUp {
     pub hub: Hub,
