@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How often topics that hold nothing are dropped.
-const TOPIC_SWEEP_EVERY: Duration = Duration::from_secs(60);
+const TOPIC_SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// How often `coordinator_metrics` is published.
 const COORDINATOR_EVERY: Duration = Duration::from_secs(5);
 

@@ -102,6 +102,8 @@ impl Engine {
                     break; // not on disk yet: try again at the next tick
                 }
                 lock(&self.inner.runs).remove(&id);
+                // and its topic's window, unless someone watches it
+                self.inner.hub.release_topic(&topic_of(&id));
             }
             finished.pop_front();
         }

@@ -105,8 +105,10 @@ impl Engine {
                 merged.insert(run.id.clone(), run.view);
             }
         }
+        let mut in_memory = std::collections::HashSet::new();
         for entry in entries {
             let run = entry.run.lock().await;
+            in_memory.insert(run.id.clone());
             let key = Cursor { created_at: run.created_at, id: run.id.clone() };
             let states = &filter.states;
             let matches = (states.is_empty() || states.iter().any(|s| *s == name_of(&run.state)))
@@ -120,8 +122,18 @@ impl Engine {
         runs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         let more = runs.len() > limit;
         runs.truncate(limit);
+        // positions: a run in memory has its topic open (the hub knows it now); the
+        // others are read for the whole page in two queries
+        let stored_topics: Vec<String> = runs.iter().filter(|r| !in_memory.contains(&r.id)).map(|r| topic_of(&r.id)).collect();
+        let positions = self.inner.reader.topic_positions(&stored_topics).await?;
         for r in &mut runs {
-            if let Ok((seq, epoch)) = self.inner.hub.position(&topic_of(&r.id)).await {
+            let topic = topic_of(&r.id);
+            let position = match positions.get(&topic) {
+                Some(p) => Some(p.clone()),
+                None if in_memory.contains(&r.id) => self.inner.hub.position(&topic).await.ok().map(|(s, e)| (e, s)),
+                None => None,
+            };
+            if let Some((epoch, seq)) = position {
                 (r.seq, r.epoch) = (seq, epoch);
             }
         }

@@ -338,6 +338,16 @@ impl Hub {
         Ok(HistoryPage { events: range.events, seq, epoch: t.log.epoch().to_string() })
     }
 
+    /// Lets a topic go from memory now if nothing needs it there (no subscriber, no one
+    /// holding it, its log idle): a finished run's, once the engine lets the run go.
+    pub fn release_topic(&self, name: &str) {
+        let mut topics = self.inner.topics.write().unwrap_or_else(|p| p.into_inner());
+        let idle = topics.get(name).is_some_and(|t| Arc::strong_count(t) == 1 && t.fanout.subscriber_count() == 0 && t.log.is_idle());
+        if idle {
+            topics.remove(name);
+        }
+    }
+
     /// Forgets a topic whose log was deleted (a pruned run): its next use opens it anew.
     pub fn forget_topic(&self, name: &str) {
         self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);

@@ -39,6 +39,21 @@ fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error>
     })
 }
 
+fn stage_row(s: &sqlx::sqlite::SqliteRow) -> Result<StageRow, sqlx::Error> {
+    Ok(StageRow {
+        workflow_id: s.try_get("workflow_id")?,
+        idx: s.try_get("idx")?,
+        id: s.try_get("id")?,
+        status: s.try_get("status")?,
+        progress: s.try_get("progress")?,
+        started_at: s.try_get("started_at")?,
+        finished_at: s.try_get("finished_at")?,
+        exit_code: s.try_get("exit_code")?,
+        error: s.try_get("error")?,
+        output_dropped_bytes: s.try_get("output_dropped_bytes")?,
+    })
+}
+
 impl Reader {
     pub fn new(pool: SqlitePool) -> Reader {
         Reader { pool }
@@ -68,40 +83,61 @@ impl Reader {
             .collect()
     }
 
-    async fn stages(&self, workflow_id: &str) -> Result<Vec<StageRow>, sqlx::Error> {
-        sqlx::query(
-            "SELECT idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes
-             FROM stages WHERE workflow_id = ? ORDER BY idx",
-        )
-        .bind(workflow_id)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|s| {
-            Ok(StageRow {
-                workflow_id: workflow_id.to_owned(),
-                idx: s.try_get("idx")?,
-                id: s.try_get("id")?,
-                status: s.try_get("status")?,
-                progress: s.try_get("progress")?,
-                started_at: s.try_get("started_at")?,
-                finished_at: s.try_get("finished_at")?,
-                exit_code: s.try_get("exit_code")?,
-                error: s.try_get("error")?,
-                output_dropped_bytes: s.try_get("output_dropped_bytes")?,
-            })
-        })
-        .collect()
-    }
 
+    /// The runs of `rows` with their stages, read in one query for all of them.
     async fn with_stages(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<StoredRun>, sqlx::Error> {
-        let mut runs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let workflow = workflow_row(&row)?;
-            let stages = self.stages(&workflow.id).await?;
-            runs.push(StoredRun { workflow, stages });
+        let mut runs: Vec<StoredRun> =
+            rows.iter().map(|r| Ok(StoredRun { workflow: workflow_row(r)?, stages: Vec::new() })).collect::<Result<_, sqlx::Error>>()?;
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+        let sql = format!(
+            "SELECT workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes
+             FROM stages WHERE workflow_id IN ({}) ORDER BY workflow_id, idx",
+            vec!["?"; runs.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for r in &runs {
+            q = q.bind(&r.workflow.id);
+        }
+        let mut by_run: std::collections::HashMap<String, Vec<StageRow>> = std::collections::HashMap::new();
+        for s in q.fetch_all(&self.pool).await? {
+            let row = stage_row(&s)?;
+            by_run.entry(row.workflow_id.clone()).or_default().push(row);
+        }
+        for r in &mut runs {
+            r.stages = by_run.remove(&r.workflow.id).unwrap_or_default();
         }
         Ok(runs)
+    }
+
+    /// The positions (epoch, last seq) of many durable topics at once.
+    pub async fn topic_positions(&self, topics: &[String]) -> Result<std::collections::HashMap<String, (String, u64)>, sqlx::Error> {
+        let mut out = std::collections::HashMap::new();
+        if topics.is_empty() {
+            return Ok(out);
+        }
+        let marks = vec!["?"; topics.len()].join(", ");
+        let epochs_sql = format!("SELECT name, epoch FROM topics WHERE name IN ({marks})");
+        let mut q = sqlx::query(&epochs_sql);
+        for t in topics {
+            q = q.bind(t);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.insert(r.try_get::<String, _>("name")?, (r.try_get::<String, _>("epoch")?, 0));
+        }
+        let seqs_sql = format!("SELECT topic, MAX(seq) AS last FROM events WHERE topic IN ({marks}) GROUP BY topic");
+        let mut q = sqlx::query(&seqs_sql);
+        for t in topics {
+            q = q.bind(t);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            let topic: String = r.try_get("topic")?;
+            if let Some(p) = out.get_mut(&topic) {
+                p.1 = r.try_get::<i64, _>("last")? as u64;
+            }
+        }
+        Ok(out)
     }
 
     /// The runs a new process must take up again: those not finished, oldest first.
