@@ -105,6 +105,11 @@ async fn a_finished_run_leaves_memory_and_is_served_whole_from_the_database() {
     }
     let art = http().get(server.http_url(&format!("/api/v1/workflows/{id}/artifacts/out.txt"))).send().await.unwrap();
     assert_eq!(art.status(), 200);
+    // acting on it: chat is taken, a control says what state it is in
+    assert_eq!(post(&server, &format!("/api/v1/workflows/{id}/chat"), json!({"text":"late note"})).await.0, 200);
+    let (status, body) = post(&server, &format!("/api/v1/workflows/{id}/pause"), json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("completed"), "{body}");
     // restarting a stage brings it back into memory, and its seq goes on
     assert_eq!(post(&server, &format!("/api/v1/workflows/{id}/stages/after/restart"), json!({})).await.0, 200);
     wait_state(&server, &id, "completed").await;

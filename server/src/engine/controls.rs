@@ -6,7 +6,7 @@ use app::protocol::{ControlAction, WorkflowState};
 
 impl Engine {
     pub async fn control(&self, id: &str, action: ControlAction) -> Result<(), EngineError> {
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
+        let entry = self.entry_or_load(id).await?;
         let state = entry.run.lock().await.state;
         let (allowed, control) = match action {
             ControlAction::Pause => (state == WorkflowState::Running, Control::Pause),
@@ -24,7 +24,7 @@ impl Engine {
     }
 
     pub async fn confirm(&self, id: &str) -> Result<(), EngineError> {
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
+        let entry = self.entry_or_load(id).await?;
         if entry.run.lock().await.state != WorkflowState::WaitingConfirmation {
             return Err(EngineError::Conflict(format!("workflow {id:?} has no stage waiting for confirmation")));
         }
@@ -69,7 +69,7 @@ impl Engine {
         if text.len() > max {
             return Err(EngineError::BadRequest(format!("text: {} bytes is over the limit of {max} (SWITCHBOARD_MAX_CHAT_BYTES)", text.len())));
         }
-        let entry = self.entry(id).ok_or_else(|| EngineError::NotFound(id.to_owned()))?;
+        let entry = self.entry_or_load(id).await?;
         let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
         let _ = self.inner.hub.publish(&topic_of(id), app::protocol::names::CHAT, &chat).await;
         entry.send(Control::Chat(text.to_owned()));

@@ -292,13 +292,19 @@ impl Engine {
 
     /// The run in memory, or brought back from the database (a finished run that left
     /// memory, to be restarted).
-    async fn entry_or_load(&self, id: &str) -> Result<Arc<Entry>, EngineError> {
+    pub(super) async fn entry_or_load(&self, id: &str) -> Result<Arc<Entry>, EngineError> {
         if let Some(e) = self.entry(id) {
             return Ok(e);
         }
         let run = self.stored_run(id).await?;
+        let finished = run.state.is_finished();
         let entry = Entry::new(run, self.inner.config.max_output_bytes);
-        Ok(lock(&self.inner.runs).entry(id.to_owned()).or_insert(entry).clone())
+        let entry = lock(&self.inner.runs).entry(id.to_owned()).or_insert(entry).clone();
+        if finished {
+            // it leaves memory again like any finished run
+            self.finished_now(id);
+        }
+        Ok(entry)
     }
 
     async fn snapshot_of(&self, entry: &Entry) -> Result<WorkflowSnapshot, EngineError> {
