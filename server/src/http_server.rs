@@ -1,9 +1,10 @@
 //! The HTTP/1.1 server loop (hyper, with WebSocket upgrades): what `axum::serve` does,
-//! plus what a server facing the open network needs. A client gets
-//! `--header-timeout-ms` to send a request's headers, the first or the next on a kept-alive
-//! connection, so connections that never finish (or idle ones) are closed; and one
-//! address holds at most `--max-connections-per-ip` connections at once (the rest get
-//! 503 and are closed), so a single client cannot exhaust file descriptors.
+//! plus what a server facing the open network needs. A new connection gets
+//! `--header-timeout-ms` to send its first request's headers, and a kept-alive one
+//! `--idle-timeout-ms` for its next request, so connections that never finish a request
+//! (or idle ones) are closed; and one address holds at most `--max-connections-per-ip`
+//! connections at once (the rest get 503 and are closed), so a single client cannot
+//! exhaust file descriptors.
 
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -23,6 +24,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
     pub max_per_ip: usize,
 }
 
@@ -110,23 +112,41 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let request_slot = slot.clone();
+        // set when the first request's headers are in: from then on, hyper's own header
+        // timeout (the idle one) applies between requests
+        let first = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = first.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            seen.store(true, std::sync::atomic::Ordering::Relaxed);
             req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             req.extensions_mut().insert(request_slot.clone());
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+        builder.timer(TokioTimer::new()).header_read_timeout(limits.idle_timeout);
         let stop = shutdown.clone();
+        let header_timeout = limits.header_timeout;
         connections.spawn(async move {
             let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
             let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                _ = stop.cancelled() => {
-                    // finish the request in flight, then close (a kept-alive idle one at once)
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let deadline = tokio::time::sleep(header_timeout);
+            tokio::pin!(deadline);
+            let (mut checked, mut stopping) = (false, false);
+            let ended = loop {
+                tokio::select! {
+                    ended = conn.as_mut() => break ended,
+                    _ = &mut deadline, if !checked => {
+                        checked = true;
+                        if !first.load(std::sync::atomic::Ordering::Relaxed) {
+                            // no request yet: nothing in flight to finish, the socket just closes
+                            break Ok(());
+                        }
+                    }
+                    _ = stop.cancelled(), if !stopping => {
+                        // finish the request in flight, then close (a kept-alive idle one at once)
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                 }
             };
             if let Err(e) = ended {

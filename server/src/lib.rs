@@ -155,6 +155,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     log_auth(&auth, secret.as_ref(), &public_url);
     let limits = http_server::ServeLimits {
         header_timeout: config.http.header_timeout(),
+        idle_timeout: config.http.idle_timeout(),
         max_per_ip: config.http.max_connections_per_ip as usize,
     };
     let refused = move || {

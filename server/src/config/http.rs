@@ -20,10 +20,16 @@ pub struct HttpSettings {
     #[arg(long, env = "SWITCHBOARD_HISTORY_RESPONSE_BYTES", default_value_t = 4_194_304, value_parser = clap::value_parser!(u64).range(65_536..))]
     pub history_response_bytes: u64,
 
-    /// Milliseconds a client gets to send a request's headers, the first or the next
-    /// on a kept-alive connection; then the connection is closed.
+    /// Milliseconds a new connection gets to send its first request's headers; then it
+    /// is closed (connections that never finish a request cannot pile up).
     #[arg(long, env = "SWITCHBOARD_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub header_timeout_ms: u64,
+
+    /// Milliseconds a kept-alive connection may wait for its next request (its headers
+    /// included); then it is closed. Longer than the first request's timeout, so that a
+    /// client's pool does not race the server for its idle connections (nginx: 75 s).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_MS", default_value_t = 75_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub idle_timeout_ms: u64,
 
     /// Open connections one client address may hold (WebSockets included); more are
     /// refused with 503.
@@ -34,5 +40,9 @@ pub struct HttpSettings {
 impl HttpSettings {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
     }
 }

@@ -22,7 +22,11 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 
 #[tokio::test]
 async fn two_hundred_half_open_requests_are_closed_and_others_are_served() {
-    let server = start_server_with(|c| c.http.header_timeout_ms = 1_000).await;
+    let server = start_server_with(|c| {
+        c.http.header_timeout_ms = 1_000;
+        c.http.idle_timeout_ms = 1_500;
+    })
+    .await;
     let mut half_open = Vec::new();
     for _ in 0..200 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
@@ -37,13 +41,21 @@ async fn two_hundred_half_open_requests_are_closed_and_others_are_served() {
     }
     assert!(started.elapsed() < Duration::from_secs(5), "closed after the 1 s header timeout");
 
-    // a kept-alive connection that sends nothing more is closed the same way
+    // a kept-alive connection that sends nothing more is closed after the idle timeout
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
     idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes()).await.unwrap();
     let mut buf = [0u8; 4096];
     let n = idle.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     assert!(closed_within(&mut idle, Duration::from_secs(5)).await, "an idle keep-alive connection is closed");
+    // but one that is used keeps going past the first request's timeout
+    let mut kept = TcpStream::connect(server.addr).await.unwrap();
+    for _ in 0..3 {
+        kept.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr).as_bytes()).await.unwrap();
+        let n = kept.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "kept alive");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
     server.stop().await;
 }
 
