@@ -95,7 +95,7 @@ async fn connect(target: &Target) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
-async fn submit(http: &reqwest::Client, target: &Target, pipeline: Value) -> anyhow::Result<String> {
+pub(crate) async fn submit(http: &reqwest::Client, target: &Target, pipeline: Value) -> anyhow::Result<String> {
     let url = format!("http://{}/api/v1/workflows", target.addr);
     let resp = http.post(url).json(&json!({ "pipeline": pipeline })).send().await?;
     let status = resp.status();
@@ -104,15 +104,16 @@ async fn submit(http: &reqwest::Client, target: &Target, pipeline: Value) -> any
     body["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no id in {body}"))
 }
 
-/// One stage printing `rate` lines/s for `secs` s through the engine: every line must
-/// reach a subscriber once; latency from print to receipt; the server's CPU.
-pub async fn lines(target: &Target, emitter: &str, rate: u64, secs: u64) -> anyhow::Result<LinesReport> {
+/// One stage printing `rate` lines/s for `secs` s through the engine (on an agent with
+/// `runs_on`, if any): every line must reach a subscriber once; latency from print to
+/// receipt; the server's CPU.
+pub async fn lines(target: &Target, emitter: &str, rate: u64, secs: u64, runs_on: &[&str]) -> anyhow::Result<LinesReport> {
     let http = reqwest::Client::new();
     let total = rate * secs;
     let run = format!("'{emitter}' emit --rate {rate} --duration {secs}");
     let before = target.proc();
     let start = Instant::now();
-    let id = submit(&http, target, json!({"name":"bench-lines","stages":[{"id":"emit","run":run}]})).await?;
+    let id = submit(&http, target, json!({"name":"bench-lines","stages":[{"id":"emit","run":run,"runs_on":runs_on}]})).await?;
     let mut ws = connect(target).await?;
     // since 0: the replay covers whatever was printed before this subscription
     let sub = json!({"type":"subscribe","topic":format!("workflow:{id}"),"since":0});

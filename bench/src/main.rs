@@ -3,6 +3,7 @@
 //! itself and runs every scenario against both, alternating, printing a table of
 //! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
 
+mod agents;
 mod engine;
 mod frames;
 mod longlife;
@@ -82,6 +83,8 @@ enum Command {
     Engine(suite::EngineArgs),
     /// Long life: thousands of runs over time, a long stream (issue 12).
     Longlife(longlife::LongLifeArgs),
+    /// Remote agents: lines from an agent, dequeue to start on one, idle agents (issue 13).
+    Agents(agents::AgentsArgs),
     /// Prints `line N t=MICROS` lines at a steady rate (the stage `engine` runs).
     Emit {
         #[arg(long, default_value_t = 10_000)]
@@ -120,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Suite(args) => suite::run(args).await?,
         Command::Engine(args) => suite::run_engine(args).await?,
         Command::Longlife(args) => longlife::run(args).await?,
+        Command::Agents(args) => agents::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,
     }
     Ok(())

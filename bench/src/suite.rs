@@ -40,9 +40,9 @@ pub fn raise_fd_limit() {
     }
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    target: Target,
+    pub(crate) target: Target,
     _data: PathBuf,
 }
 
@@ -64,7 +64,7 @@ fn has_secure_defaults(bin: &PathBuf) -> bool {
     std::process::Command::new(bin).arg("--help").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--inline-pipelines"))
 }
 
-async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow::Result<Server> {
+pub(crate) async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str]) -> anyhow::Result<Server> {
     let port = free_port()?;
     let data = std::env::temp_dir().join(format!("switchboard-bench-{port}"));
     let mut cmd = Command::new(bin);
@@ -290,7 +290,7 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     let mut direct = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let server = start("switchboard", &args.switchboard, true, &[]).await?;
-        through.push(engine::lines(&server.target, &emitter, rate, secs).await?);
+        through.push(engine::lines(&server.target, &emitter, rate, secs, &[]).await?);
         drop(server);
         direct.push(engine::lines_direct(&emitter, rate, secs).await?);
     }

@@ -26,6 +26,9 @@ pub enum Command {
     /// Deletes runs finished longer ago than the retention period, with their events
     /// and artifacts (the server also does it by itself, every --prune-every-s).
     Prune(PruneArgs),
+    /// Runs stages on this machine for a Switchboard server: dials out to it (from
+    /// behind NAT too) with an agent token, registers, and runs what it is given.
+    Agent(crate::agents::client::AgentArgs),
 }
 
 #[derive(Debug, Args)]

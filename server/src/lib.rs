@@ -3,6 +3,7 @@
 // the views nest deeply in release builds (no `erase_components` there)
 #![recursion_limit = "256"]
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -44,6 +45,7 @@ pub struct AppState {
     pub origins: auth::origin::Origins,
     pub http_limits: api::guard::HttpLimits,
     pub http: config::HttpSettings,
+    pub agents: config::AgentSettings,
     /// The database writer's health (for `/healthz` and `/metrics`).
     pub storage: Arc<storage::Health>,
     /// Where people reach the dashboard (`--public-url`, else http://ADDR).
@@ -121,7 +123,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
     let engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));
-    let engine = engine::Engine::new(hub.clone(), engine_config, tracker.clone(), shutdown.child_token(), store.clone(), reader);
+    let registry = agents::Registry::new(hub.clone(), config.agents.registry());
+    let engine = engine::Engine::new(hub.clone(), registry.clone(), engine_config, tracker.clone(), shutdown.child_token(), store.clone(), reader);
     engine.restore(unfinished, stored_runs.max(0) as u64, durations).await;
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
@@ -144,6 +147,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         origins: auth::origin::Origins::new(&config.auth.allowed_origins, hosts.clone()),
         http_limits,
         http: config.http.clone(),
+        agents: config.agents.clone(),
         storage: store.health().clone(),
         public_url: public_url.clone(),
     };

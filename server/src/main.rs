@@ -1,5 +1,6 @@
 //! `switchboard`: parse the configuration, start logging, bind, serve; or
-//! `switchboard token create`: mint an access token.
+//! `switchboard token create`: mint an access token; `switchboard prune`; or
+//! `switchboard agent`: run stages for a server elsewhere.
 
 use clap::Parser;
 use server::cli::{Cli, Command, TokenAction};
@@ -32,6 +33,18 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Agent(args)) => {
+            server::telemetry::init(&cli.config.log_filter);
+            let stop = CancellationToken::new();
+            server::shutdown::cancel_on_signal(stop.clone());
+            match server::agents::client::run(args, stop).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("switchboard agent: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         None => serve(cli.config).await,
     }
 }

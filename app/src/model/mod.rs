@@ -3,6 +3,7 @@
 
 pub mod ansi;
 pub mod chart;
+pub mod machines;
 pub mod number;
 pub mod runs;
 pub mod terminal;

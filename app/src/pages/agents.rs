@@ -3,9 +3,11 @@
 use crate::client::{http, use_connection, Loader};
 use crate::components::agent_card::AgentCard;
 use crate::live::use_live;
+use crate::model::machines::MachineHistory;
 use crate::protocol::{names, AgentList, AgentStatus, CoordinatorMetrics, AGENTS_TOPIC};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 #[component]
@@ -13,9 +15,12 @@ pub fn Agents() -> impl IntoView {
     let live = use_live();
     let agents: RwSignal<Vec<AgentStatus>> = RwSignal::new(Vec::new());
     let loaded = RwSignal::new(false);
+    let history: RwSignal<HashMap<String, MachineHistory>> = RwSignal::new(HashMap::new());
+    let record = move |s: &AgentStatus| history.update(|h| h.entry(s.agent_name.clone()).or_default().record(s));
     let load: Loader = Rc::new(move || {
         Box::pin(async move {
             let list: AgentList = http::get_json("/api/v1/agents").await.ok()?;
+            list.agents.iter().for_each(record);
             agents.set(list.agents);
             live.coordinator.set(Some(list.coordinator));
             loaded.set(true);
@@ -27,6 +32,7 @@ pub fn Agents() -> impl IntoView {
             return;
         }
         let Ok(status) = ev.payload::<AgentStatus>() else { return };
+        record(&status);
         agents.update(|list| match list.iter_mut().find(|a| a.agent_name == status.agent_name) {
             Some(a) => *a = status,
             None => list.push(status),
@@ -52,8 +58,10 @@ pub fn Agents() -> impl IntoView {
             <div class="agent-grid">
                 <For each=move || names.get() key=|n| n.clone() let:name>
                     {
+                        let key = name.clone();
                         let agent = Signal::derive(move || agents.with(|a| a.iter().find(|x| x.agent_name == name).cloned()));
-                        view! { <AgentCard agent/> }
+                        let machine = Signal::derive(move || history.with(|h| h.get(&key).cloned().unwrap_or_default()));
+                        view! { <AgentCard agent machine/> }
                     }
                 </For>
             </div>

@@ -89,6 +89,17 @@ pub struct AgentStatus {
     pub capabilities: Vec<String>,
     pub current_task: Option<String>,
     pub metrics: AgentMetrics,
+    /// When it was last heard from (ms since the epoch).
+    #[serde(default)]
+    pub last_seen: Option<TimestampMs>,
+    /// Stages it runs now, and at most at once (none for the server's own).
+    #[serde(default)]
+    pub running: u32,
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Its machine's figures (a remote agent's; the server's own are on `metrics`).
+    #[serde(default)]
+    pub machine: Option<super::MachineMetrics>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

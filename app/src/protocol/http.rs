@@ -22,6 +22,16 @@ pub struct StageSnapshot {
     /// Bytes of terminal output not stored because the run passed its output cap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub output_dropped_bytes: u64,
+    /// The agent that runs (or ran) it, when not the server itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Its attempt (1 the first time; more when it was queued again after its agent was lost).
+    #[serde(default, skip_serializing_if = "is_zero32")]
+    pub attempt: u32,
+}
+
+fn is_zero32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -49,6 +59,7 @@ impl StageSnapshot {
         self.exit_code = None;
         self.error = None;
         self.output_dropped_bytes = 0;
+        self.agent = None;
     }
 }
 

@@ -1,12 +1,14 @@
 //! The wire protocol, version 1 (docs/protocol.md): the single definition of every
 //! message, shared by the server and the browser. Plain serde, no Leptos.
 
+mod agent;
 mod client;
 mod events;
 mod http;
 mod server;
 mod topic;
 
+pub use agent::*;
 pub use client::*;
 pub use events::*;
 pub use http::*;

@@ -185,10 +185,12 @@ pub enum ErrorCode {
     RateLimited,
     TooManySubscriptions,
     Internal,
+    /// The run's executor is not connected now (retry once it is).
+    AgentOffline,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::BadJson,
         ErrorCode::BadRequest,
         ErrorCode::UnknownType,
@@ -198,11 +200,12 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::TooManySubscriptions,
         ErrorCode::Internal,
+        ErrorCode::AgentOffline,
     ];
 
     /// Whether the same message may succeed if sent again later.
     pub fn retryable(self) -> bool {
-        matches!(self, ErrorCode::RateLimited | ErrorCode::Internal)
+        matches!(self, ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::AgentOffline)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -216,6 +219,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManySubscriptions => "too_many_subscriptions",
             ErrorCode::Internal => "internal",
+            ErrorCode::AgentOffline => "agent_offline",
         }
     }
 }

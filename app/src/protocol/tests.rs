@@ -106,9 +106,9 @@ fn pong_ack_error_shapes() {
 }
 
 #[test]
-fn retryable_only_for_rate_limited_and_internal() {
+fn retryable_only_for_rate_limited_internal_and_agent_offline() {
     for code in ErrorCode::ALL {
-        let expected = matches!(code, ErrorCode::RateLimited | ErrorCode::Internal);
+        let expected = matches!(code, ErrorCode::RateLimited | ErrorCode::Internal | ErrorCode::AgentOffline);
         assert_eq!(code.retryable(), expected, "{code}");
         assert_eq!(serde_json::to_value(code).unwrap(), Value::String(code.as_str().into()));
     }

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to send as `Retry-After` (with 429 and 503).
     pub retry_after_s: Option<u32>,
+    /// The report seq a refused gap is to go on from (`error.expected`).
+    pub expected: Option<u64>,
 }
 
 impl ApiError {
@@ -28,13 +30,14 @@ impl ApiError {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::TooManySubscriptions => StatusCode::BAD_REQUEST,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::AgentOffline => StatusCode::SERVICE_UNAVAILABLE,
         };
-        ApiError { status, code: code.as_str(), message: message.into(), retry_after_s: None }
+        ApiError { status, code: code.as_str(), message: message.into(), retry_after_s: None, expected: None }
     }
 
     /// An error whose status the protocol's codes do not name (401, 413, 415, 421).
     pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_s: None }
+        ApiError { status, code, message: message.into(), retry_after_s: None, expected: None }
     }
 
     pub fn retry_after(mut self, seconds: u32) -> Self {
@@ -61,7 +64,10 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(expected) = self.expected {
+            body["error"]["expected"] = expected.into();
+        }
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after_s {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());

@@ -4,7 +4,8 @@
 //! allowed, or `Sec-Fetch-Site: cross-site`, gets 403, and so does a WebSocket upgrade
 //! from a foreign `Origin`. The content types an HTML form can send without a
 //! preflight (`application/x-www-form-urlencoded`, `multipart/form-data`, `text/plain`)
-//! get 415 on every state-changing request: the API takes JSON or nothing.
+//! get 415 on every POST (all a form can send): the API takes JSON or nothing, but
+//! for artifact uploads (PUT, which no form can send).
 
 use super::error::ApiError;
 use crate::AppState;
@@ -59,7 +60,8 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         if site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
             return ApiError::new(ErrorCode::Forbidden, "a cross-site page may not send requests that change anything").into_response();
         }
-        if is_form_type(headers) {
+        // only a POST can come from a form (an artifact upload is a PUT of any type)
+        if req.method() == Method::POST && is_form_type(headers) {
             let message = "this endpoint takes application/json (or no body): form and text/plain bodies are refused, so a cross-site form cannot reach it";
             return ApiError::with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
                 .into_response();

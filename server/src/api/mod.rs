@@ -1,6 +1,7 @@
 //! The HTTP API (PROTOCOL.md section 8) and the WebSocket doors, each a function
 //! returning its routes.
 
+pub mod agents;
 pub mod error;
 pub mod gate;
 pub mod guard;
@@ -14,7 +15,7 @@ pub mod ws;
 
 use crate::AppState;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use limits::limited;
 
@@ -24,6 +25,12 @@ pub fn v1(state: &AppState) -> Router<AppState> {
     let message_bytes = state.hub.config().max_message_bytes;
     let pipeline_bytes = state.http.max_pipeline_bytes as usize;
     let start = Router::new().route("/workflows", post(workflows::start).get(listing::list));
+    let report_bytes = state.agents.max_report_bytes as usize;
+    let reports = Router::new().route("/workflows/{id}/reports", post(agents::reports));
+    // its own limit, checked as the body streams in (uploads are large)
+    let upload = Router::new()
+        .route("/workflows/{id}/artifacts/{*name}", put(agents::upload))
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let rest = Router::new()
         .route("/publish", post(topics::publish))
         .route("/topics/{topic}/history", get(topics::history))
@@ -34,10 +41,13 @@ pub fn v1(state: &AppState) -> Router<AppState> {
         .route("/workflows/{id}/{action}", post(workflows::act))
         .route("/workflows/{id}/stages/{stage}/restart", post(workflows::restart))
         .route("/workflows/{id}/artifacts/{*name}", get(workflows::artifact))
+        .route("/agents/connect", get(agents::connect))
         .route("/pipelines", get(workflows::pipelines))
         .route("/agents", get(workflows::agents));
     Router::new()
         .merge(limited(start, pipeline_bytes, "SWITCHBOARD_MAX_PIPELINE_BYTES"))
+        .merge(limited(reports, report_bytes, "SWITCHBOARD_MAX_REPORT_BYTES"))
+        .merge(upload)
         .merge(limited(rest, message_bytes, "SWITCHBOARD_MAX_MESSAGE_BYTES"))
         .fallback(error::not_found_fallback)
         .layer(from_fn_with_state(state.clone(), guard::authenticated))

@@ -16,15 +16,20 @@ use tower::ServiceExt;
 
 /// How long a client refused for a full queue is asked to wait.
 const QUEUE_FULL_RETRY_S: u32 = 5;
+/// How long a control refused for an offline executor is asked to wait.
+const AGENT_OFFLINE_RETRY_S: u32 = 2;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        let retry = matches!(e, EngineError::QueueFull(_));
+        let retry = match e {
+            EngineError::QueueFull(_) => Some(QUEUE_FULL_RETRY_S),
+            EngineError::AgentOffline(_) => Some(AGENT_OFFLINE_RETRY_S),
+            _ => None,
+        };
         let err = ApiError::new(e.code(), e.to_string());
-        if retry {
-            err.retry_after(QUEUE_FULL_RETRY_S)
-        } else {
-            err
+        match retry {
+            Some(s) => err.retry_after(s),
+            None => err,
         }
     }
 }
@@ -34,6 +39,9 @@ impl From<EngineError> for ApiError {
 pub struct StartBody {
     /// A pipeline's name, or an inline definition.
     pipeline: Value,
+    /// The run's id, when the caller chooses it (`demo-project`).
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// A run's topic, which a principal must be allowed to read to see or touch the run.
@@ -63,7 +71,9 @@ pub async fn start(
     Extension(who): Extension<Principal>,
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<Response, ApiError> {
-    if body.pipeline.is_string() {
+    let external = body.pipeline.get("executor").is_some_and(|e| !e.is_null());
+    if body.pipeline.is_string() || external {
+        // an external run carries no command: starting one is like starting a named pipeline
         if !who.may_run() {
             return Err(ApiError::forbidden("this token may not start pipelines (it lacks the `run` right)"));
         }
@@ -77,7 +87,8 @@ pub async fn start(
             ));
         }
     }
-    let snapshot = state.engine.submit(body.pipeline).await?;
+    let pipeline = state.engine.pipeline_of(body.pipeline)?;
+    let snapshot = state.engine.submit(pipeline, body.id).await?;
     Ok((StatusCode::CREATED, Json(snapshot)).into_response())
 }
 
@@ -156,12 +167,12 @@ pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
 pub async fn agents(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
     let (seq, epoch) = state.hub.position(AGENTS_TOPIC).await?;
     let coordinator = state.engine.coordinator_metrics();
-    let agents: Vec<_> = state.engine.agents().into_iter().map(|a| crate::engine::agents::as_seen_by(a, &who)).collect();
+    let agents: Vec<_> = state.engine.agents().into_iter().map(|a| crate::agents::as_seen_by(a, &who)).collect();
     Ok(Json(json!({ "agents": agents, "seq": seq, "epoch": epoch, "coordinator": coordinator })))
 }
 
 /// Why an artifact name is refused before the file system is even asked.
-fn bad_name(raw_path: &str, name: &str) -> Option<&'static str> {
+pub fn bad_name(raw_path: &str, name: &str) -> Option<&'static str> {
     let lower = raw_path.to_ascii_lowercase();
     if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
         return Some("encoded slashes are not allowed in artifact names");
@@ -173,6 +184,12 @@ fn bad_name(raw_path: &str, name: &str) -> Option<&'static str> {
         return Some("artifact names may not contain empty, '.' or '..' components");
     }
     None
+}
+
+/// Where the content type an uploader gave an artifact is kept: beside the artifact
+/// folder, not in it, so it is never an artifact itself.
+pub fn content_type_file(artifacts_dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    artifacts_dir.with_file_name("artifact-types").join(name)
 }
 
 /// `GET /workflows/{id}/artifacts/{*name}`: the file, with its content type.
@@ -199,7 +216,12 @@ pub async fn artifact(
     if !path.is_file() {
         return Err(ApiError::not_found(format!("no artifact {name:?} in workflow {id:?}")));
     }
-    let served = tower_http::services::ServeFile::new(path)
+    let uploaded_type = std::fs::read_to_string(content_type_file(&root, &name)).ok();
+    let file = match uploaded_type.as_deref().and_then(|t| t.trim().parse::<mime::Mime>().ok()) {
+        Some(mime) => tower_http::services::ServeFile::new_with_mime(path, &mime),
+        None => tower_http::services::ServeFile::new(path),
+    };
+    let served = file
         .oneshot(req)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot read the artifact: {e}")))?;

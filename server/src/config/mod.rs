@@ -1,12 +1,14 @@
 //! All configuration, from flags or `SWITCHBOARD_*` environment variables, validated
 //! once at start-up. Every default is the protocol's (PROTOCOL.md section 6).
 
+mod agents;
 mod auth;
 mod engine;
 mod http;
 mod hub;
 mod storage;
 
+pub use agents::AgentSettings;
 pub use auth::AuthSettings;
 pub use engine::{EngineSettings, STAGE_ENV_DENY_DEFAULT};
 pub use http::HttpSettings;
@@ -49,6 +51,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub storage: StorageSettings,
+
+    #[command(flatten)]
+    pub agents: AgentSettings,
 
     /// Seconds open connections get to close on shutdown before they are dropped.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_S", default_value_t = 5)]

@@ -1,13 +1,49 @@
 //! Acting on runs: pause, resume, cancel, confirm, restart a stage, chat.
 
 use super::process::Control;
+use super::run::Run;
 use super::{lock, topic_of, Engine, EngineError};
-use app::protocol::{ControlAction, WorkflowState};
+use app::protocol::{ControlAction, StageState, WorkflowState};
 
 impl Engine {
+    /// The agent of the stage running now, when that is an agent with no connection:
+    /// a signal would not reach it (it is failed `agent lost` after the grace period
+    /// unless it comes back).
+    fn executor_offline(&self, run: &Run) -> Result<(), EngineError> {
+        let stage = run.stage_index.and_then(|i| run.stages.get(i));
+        let Some(agent) = stage.filter(|s| matches!(s.status, StageState::Running | StageState::Paused)).and_then(|s| s.agent.as_deref()) else {
+            return Ok(());
+        };
+        if self.inner.agents.is_connected(agent) {
+            return Ok(());
+        }
+        let grace = self.inner.agents.config().grace.as_secs();
+        Err(EngineError::AgentOffline(format!(
+            "agent {agent:?}, which runs workflow {:?}, is not connected: try again when it is back (its stage fails `agent lost` {grace} s after it was last heard from)",
+            run.id
+        )))
+    }
+
+    /// The state of stage `stage` of run `id`, by its protocol name (`"completed"`).
+    pub async fn stage_state(&self, id: &str, stage: &str) -> Result<String, EngineError> {
+        let snapshot = self.snapshot(id).await?;
+        snapshot
+            .stages
+            .iter()
+            .find(|s| s.id == stage)
+            .map(|s| super::stored::name_of(&s.status))
+            .ok_or_else(|| EngineError::NoStage { workflow: id.into(), stage: stage.into() })
+    }
+
     pub async fn control(&self, id: &str, action: ControlAction) -> Result<(), EngineError> {
         let entry = self.entry_or_load(id).await?;
-        let state = entry.run.lock().await.state;
+        let state = {
+            let run = entry.run.lock().await;
+            if !run.state.is_finished() {
+                self.executor_offline(&run)?;
+            }
+            run.state
+        };
         let (allowed, control) = match action {
             ControlAction::Pause => (state == WorkflowState::Running, Control::Pause),
             ControlAction::Resume => (state == WorkflowState::Paused, Control::Resume),
@@ -59,7 +95,7 @@ impl Engine {
             index
         };
         lock(&self.inner.finished).retain(|(f, _)| f != id);
-        self.spawn_run(entry, index, false);
+        self.spawn_run(entry, index, false, None);
         Ok(())
     }
 
@@ -70,6 +106,7 @@ impl Engine {
             return Err(EngineError::BadRequest(format!("text: {} bytes is over the limit of {max} (SWITCHBOARD_MAX_CHAT_BYTES)", text.len())));
         }
         let entry = self.entry_or_load(id).await?;
+        self.executor_offline(&*entry.run.lock().await)?;
         let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
         let _ = self.inner.hub.publish(&topic_of(id), app::protocol::names::CHAT, &chat).await;
         entry.send(Control::Chat(text.to_owned()));

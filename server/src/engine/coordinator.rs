@@ -59,13 +59,13 @@ impl Engine {
     /// The coordinator's figures now.
     pub fn coordinator_metrics(&self) -> CoordinatorMetrics {
         let figures = lock(&self.inner.book).figures();
-        let agent = self.inner.agent.status();
+        let (registered, healthy) = self.inner.agents.counts();
         let (messages, connections) = self.inner.hub.stats_counts();
         CoordinatorMetrics {
             total_messages: messages,
             total_workflows: self.inner.total_runs.load(Ordering::Relaxed),
-            registered_agents: 1,
-            healthy_agents: u64::from(agent.metrics.is_healthy),
+            registered_agents: registered,
+            healthy_agents: healthy,
             active_workflows: figures.pending + figures.running,
             connections,
         }

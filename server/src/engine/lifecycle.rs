@@ -3,13 +3,14 @@
 //! stage; and the end (state, skipped stages, ETA history, a notification).
 
 use super::coordinator::SUMMARY_STEP;
-use super::interpreter::{Notice, Notices, StageOutput, StageTarget};
+use super::interpreter::{Notice, Notices};
 use super::pipeline::StageDef;
-use super::process::{run_process, Control, ProcessSpec, StageEnd};
+use super::placement::Placement;
+use super::process::{Control, StageEnd};
 use super::stored::name_of;
 use super::{lock, run, topic_of, Engine, Entry};
 use crate::hub::now_ms;
-use app::protocol::{names, Progress, StageState, WorkflowState};
+use app::protocol::{names, LogLevel, LogLine, Progress, StageKey, StageState, WorkflowState};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ impl Engine {
         ticket: u64,
         from: usize,
         confirm_first: bool,
+        mut resume: Option<(String, u64)>,
         mut controls: mpsc::UnboundedReceiver<Control>,
     ) {
         let Some(permit) = self.wait_turn(ticket, &mut controls).await else {
@@ -47,7 +49,7 @@ impl Engine {
                 return;
             }
             index += 1;
-        } else {
+        } else if resume.is_none() {
             let mut run = entry.run.lock().await;
             run.state = WorkflowState::Running;
             run.started_at.get_or_insert(now_ms());
@@ -57,7 +59,7 @@ impl Engine {
             let Some(stage) = entry.run.lock().await.pipeline.stages.get(index).cloned() else {
                 break (WorkflowState::Completed, None);
             };
-            match self.run_one(&entry, index, stage, dequeued, &mut controls).await {
+            match self.run_one(&entry, index, stage, dequeued, &mut controls, resume.take()).await {
                 Ok(()) => index += 1,
                 Err(end) => break end,
             }
@@ -73,56 +75,67 @@ impl Engine {
         drop(permit);
     }
 
-    /// Runs stage `index`; Ok to go on, Err with how the run ends.
-    async fn run_one(
+    /// Runs stage `index` where it goes (here, or on an agent), again while its agent
+    /// is lost and its `retries` allow; Ok to go on, Err with how the run ends. `resume`
+    /// takes up a stage an agent still runs (after a restart): its agent and report seq.
+    pub(super) async fn run_one(
         &self,
         entry: &Arc<Entry>,
         index: usize,
         stage: StageDef,
         dequeued: std::time::Instant,
         controls: &mut mpsc::UnboundedReceiver<Control>,
+        mut resume: Option<(String, u64)>,
     ) -> Result<(), Ending> {
-        let id = {
-            let mut run = entry.run.lock().await;
-            run.stage_index = Some(index);
-            run.stages[index].status = StageState::Running;
-            run.stages[index].started_at = Some(now_ms());
-            self.publish_stage(entry, &run, index).await;
-            self.publish_status(entry, &mut run).await;
-            run.id.clone()
-        };
-        let hub = &self.inner.hub;
-        self.inner.agent.stage_started(hub, &format!("{id}/{}", stage.id)).await;
-        let started = std::time::Instant::now();
-        let run_dir = self.inner.config.runs_dir.join(&id);
-        let artifacts_dir = run_dir.join("artifacts");
-        let spec = ProcessSpec {
-            vars: vec![
-                ("SWITCHBOARD_WORKFLOW_ID".into(), id.clone()),
-                ("SWITCHBOARD_STAGE_ID".into(), stage.id.clone()),
-                ("SWITCHBOARD_ARTIFACTS".into(), artifacts_dir.display().to_string()),
-                ("SWITCHBOARD_PIPELINES".into(), self.inner.config.pipelines_dir.display().to_string()),
-            ],
-            stage: stage.clone(),
-            run_dir,
-            env_deny: self.inner.env_deny.clone(),
-            cancel_grace: self.inner.config.cancel_grace,
-        };
-        let target = StageTarget { hub: hub.clone(), topic: topic_of(&id), workflow_id: id, stage_id: stage.id.clone(), artifacts_dir };
-        let notices = StageNotices { engine: self, entry, index };
-        let mut output = StageOutput::new(target, &notices, entry.output.clone());
-        let latency = &hub.counters().stage_start_latency;
-        let mut on_spawned = || latency.observe(dequeued.elapsed().as_secs_f64());
-        let end = run_process(&spec, controls, &mut output, &mut on_spawned).await;
-        let dropped = output.dropped;
-        drop(output);
-        let failed = !matches!(end, StageEnd::Exited(0) | StageEnd::Cancelled);
-        self.inner.agent.stage_finished(hub, started.elapsed().as_secs_f64(), failed).await;
-        let result = self.record_end(entry, index, &stage, end, dropped).await;
-        if result.is_err() || !stage.confirm {
-            return result;
+        loop {
+            let (id, executor, attempt) = {
+                let run = entry.run.lock().await;
+                let attempt = run.stages[index].attempt + u32::from(resume.is_none());
+                (run.id.clone(), run.pipeline.executor.clone(), attempt.max(1))
+            };
+            let key = StageKey { run: id.clone(), stage: stage.id.clone(), attempt };
+            let placement = match resume.take() {
+                Some((name, next_seq)) => Placement::Agent { name, resume: Some(next_seq) },
+                None => match self.place(&id, executor.as_deref(), &stage, &key).await {
+                    Ok(p) => p,
+                    Err(why) => {
+                        let end = StageEnd::Failed(why);
+                        return self.record_end(entry, index, &stage, end, 0).await;
+                    }
+                },
+            };
+            let agent = Engine::agent_name(&placement).to_owned();
+            let taken_up = matches!(placement, Placement::Agent { resume: Some(_), .. });
+            if !taken_up {
+                let mut run = entry.run.lock().await;
+                run.stage_index = Some(index);
+                let s = &mut run.stages[index];
+                s.status = StageState::Running;
+                s.started_at = Some(now_ms());
+                s.attempt = attempt;
+                s.agent = (agent != crate::agents::LOCAL_AGENT).then(|| agent.clone());
+                self.publish_stage(entry, &run, index).await;
+                self.publish_status(entry, &mut run).await;
+            }
+            let registry = &self.inner.agents;
+            registry.started(&agent, &key).await;
+            let started = std::time::Instant::now();
+            let (end, dropped) = self.execute(entry, index, &stage, &key, &placement, dequeued, controls).await;
+            let failed = !matches!(end, StageEnd::Exited(0) | StageEnd::Cancelled);
+            registry.finished(&agent, &key, started.elapsed().as_secs_f64(), failed).await;
+            if let StageEnd::AgentLost(why) = &end {
+                if attempt <= stage.retries {
+                    let message = format!("{why}: stage {:?} is queued again (attempt {} of {})", stage.id, attempt + 1, stage.retries + 1);
+                    let _ = self.inner.hub.publish(&topic_of(&id), names::LOG_LINE, &LogLine { level: LogLevel::Warning, message }).await;
+                    continue;
+                }
+            }
+            let result = self.record_end(entry, index, &stage, end, dropped).await;
+            if result.is_err() || !stage.confirm {
+                return result;
+            }
+            return self.wait_for_confirmation(entry, index, controls).await;
         }
-        self.wait_for_confirmation(entry, index, controls).await
     }
 
     /// Records how stage `index` ended; Ok to go on (or to wait for confirmation).
@@ -150,7 +163,7 @@ impl Engine {
                 s.error = Some(format!("stage {:?} timed out after {} s", stage.id, stage.timeout_s.unwrap_or(0)));
                 Err((WorkflowState::Failed, s.error.clone()))
             }
-            StageEnd::SpawnFailed(e) => {
+            StageEnd::SpawnFailed(e) | StageEnd::Failed(e) | StageEnd::AgentLost(e) => {
                 s.status = StageState::Failed;
                 s.error = Some(e);
                 Err((WorkflowState::Failed, s.error.clone()))
@@ -271,10 +284,10 @@ impl Engine {
 }
 
 /// The engine's ear for a running stage's progress and pauses.
-struct StageNotices<'a> {
-    engine: &'a Engine,
-    entry: &'a Entry,
-    index: usize,
+pub(super) struct StageNotices<'a> {
+    pub engine: &'a Engine,
+    pub entry: &'a Entry,
+    pub index: usize,
 }
 
 impl Notices for StageNotices<'_> {

@@ -5,12 +5,12 @@
 //! snapshot and its `seq` always agree. Finished runs leave memory after a while and
 //! are served from the database; start-up takes up only unfinished runs (`restore`).
 
-pub mod agents;
 mod book;
 mod controls;
 mod coordinator;
 pub mod interpreter;
 mod lifecycle;
+mod placement;
 pub mod output;
 pub mod pipeline;
 pub mod process;
@@ -24,7 +24,7 @@ mod stored;
 use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
 use crate::storage::{Reader, Store};
-use agents::LocalAgent;
+use crate::agents::Registry;
 use app::protocol::{ControlAction, ErrorCode, TopicKind, WorkflowSnapshot};
 use book::Book;
 use interpreter::OutputBudget;
@@ -104,6 +104,8 @@ pub enum EngineError {
     Forbidden(String),
     #[error("the run store cannot be read: {0}")]
     Storage(String),
+    #[error("{0}")]
+    AgentOffline(String),
 }
 
 impl EngineError {
@@ -117,6 +119,7 @@ impl EngineError {
             EngineError::Io(_) | EngineError::Storage(_) => ErrorCode::Internal,
             EngineError::QueueFull(_) => ErrorCode::RateLimited,
             EngineError::Forbidden(_) => ErrorCode::Forbidden,
+            EngineError::AgentOffline(_) => ErrorCode::AgentOffline,
         }
     }
 }
@@ -173,7 +176,7 @@ struct Inner {
     durations: Mutex<HashMap<String, (f64, u32)>>,
     /// Runs stored (for `coordinator_metrics`).
     total_runs: AtomicU64,
-    agent: LocalAgent,
+    agents: Registry,
     /// What the metrics sample reports: updated with every state change, read at once.
     book: Mutex<Book>,
     tracker: TaskTracker,
@@ -196,13 +199,28 @@ fn new_run_id() -> String {
     format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
 }
 
+/// What a run id a caller chooses must be.
+pub const RUN_ID_RULE: &str = "1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit";
+
+pub fn valid_run_id(id: &str) -> bool {
+    crate::engine::pipeline::valid_agent_name(id) && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 fn topic_of(id: &str) -> String {
     // ids are generated hex: always a valid topic
     TopicKind::Workflow.topic(id).unwrap_or_else(|_| format!("workflow:{}", id.to_lowercase()))
 }
 
 impl Engine {
-    pub fn new(hub: Hub, mut config: EngineConfig, tracker: TaskTracker, shutdown: CancellationToken, store: Store, reader: Reader) -> Engine {
+    pub fn new(
+        hub: Hub,
+        agents: Registry,
+        mut config: EngineConfig,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        store: Store,
+        reader: Reader,
+    ) -> Engine {
         // stages run in their own folders: give them absolute paths
         for dir in [&mut config.runs_dir, &mut config.pipelines_dir] {
             if let Ok(abs) = std::path::absolute(&*dir) {
@@ -226,7 +244,7 @@ impl Engine {
                 finished: Mutex::new(VecDeque::new()),
                 durations: Mutex::new(HashMap::new()),
                 total_runs: AtomicU64::new(0),
-                agent: LocalAgent::new(),
+                agents,
                 book: Mutex::new(Book::default()),
                 tracker,
                 shutdown,
@@ -248,7 +266,11 @@ impl Engine {
     }
 
     pub fn agents(&self) -> Vec<app::protocol::AgentStatus> {
-        vec![self.inner.agent.status()]
+        self.inner.agents.statuses()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.agents
     }
 
     /// Whether the server takes inline pipelines at all (`--inline-pipelines`).
@@ -256,34 +278,61 @@ impl Engine {
         self.inner.config.inline_pipelines
     }
 
-    /// Starts a run of a named pipeline or of an inline definition (the caller checked
-    /// that its principal may start that kind). Refused when the queue is full.
-    pub async fn submit(&self, pipeline: Value) -> Result<WorkflowSnapshot, EngineError> {
-        let pipeline = match pipeline {
-            Value::String(name) => self
-                .pipelines()
-                .into_iter()
-                .find(|p| p.name == name)
-                .ok_or(EngineError::NoPipeline(name))?,
-            _ if !self.inner.config.inline_pipelines => return Err(EngineError::Forbidden(INLINE_OFF.into())),
-            other => Pipeline::from_json(other, self.inner.config.max_stages)?,
-        };
+    /// Reads what `POST /workflows` names: a pipeline's name, or an inline definition
+    /// (one whose stages an `executor` runs needs no `--inline-pipelines`: it carries
+    /// no command).
+    pub fn pipeline_of(&self, pipeline: Value) -> Result<Pipeline, EngineError> {
+        match pipeline {
+            Value::String(name) => self.pipelines().into_iter().find(|p| p.name == name).ok_or(EngineError::NoPipeline(name)),
+            other => {
+                let p = Pipeline::from_json(other, self.inner.config.max_stages)?;
+                if p.executor.is_none() && !self.inner.config.inline_pipelines {
+                    return Err(EngineError::Forbidden(INLINE_OFF.into()));
+                }
+                Ok(p)
+            }
+        }
+    }
+
+    /// Starts a run of `pipeline` (the caller checked that its principal may start that
+    /// kind), under the id asked for or a new one. Refused when the queue is full.
+    pub async fn submit(&self, pipeline: Pipeline, asked_id: Option<String>) -> Result<WorkflowSnapshot, EngineError> {
         let waiting = lock(&self.inner.book).figures().pending as usize;
         if waiting >= self.inner.config.max_queued_runs {
             return Err(EngineError::QueueFull(waiting));
         }
-        let id = new_run_id();
+        let id = match asked_id {
+            Some(id) => self.claim_id(id).await?,
+            None => new_run_id(),
+        };
         let run_dir = self.inner.config.runs_dir.join(&id);
         std::fs::create_dir_all(run_dir.join("artifacts")).map_err(|e| EngineError::Io(e.to_string()))?;
         let entry = Entry::new(Run::new(id.clone(), pipeline, now_ms()), self.inner.config.max_output_bytes);
-        lock(&self.inner.runs).insert(id.clone(), entry.clone());
+        {
+            let mut runs = lock(&self.inner.runs);
+            if runs.contains_key(&id) {
+                return Err(EngineError::Conflict(format!("a workflow {id:?} exists already")));
+            }
+            runs.insert(id.clone(), entry.clone());
+        }
         self.inner.total_runs.fetch_add(1, Ordering::Relaxed);
         {
             let mut run = entry.run.lock().await;
             self.publish_status(&entry, &mut run).await;
         }
-        self.spawn_run(entry.clone(), 0, false);
+        self.spawn_run(entry.clone(), 0, false, None);
         self.snapshot_of(&entry).await
+    }
+
+    /// An id a caller asked for: valid, and never used (not even by a pruned run).
+    async fn claim_id(&self, id: String) -> Result<String, EngineError> {
+        if !valid_run_id(&id) {
+            return Err(EngineError::BadRequest(format!("id: {id:?} is not a run id ({RUN_ID_RULE})")));
+        }
+        if self.entry(&id).is_some() || self.inner.reader.id_taken(&id).await? {
+            return Err(EngineError::Conflict(format!("id: a workflow {id:?} exists already (or existed: ids are never reused)")));
+        }
+        Ok(id)
     }
 
     fn entry(&self, id: &str) -> Option<Arc<Entry>> {

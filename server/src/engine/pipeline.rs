@@ -15,6 +15,10 @@ pub struct Pipeline {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// An external run's executor: the agent (an app's backend, or a `switchboard agent`)
+    /// that runs every stage itself; its stages have no `run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
     pub stages: Vec<StageDef>,
 }
 
@@ -32,8 +36,19 @@ pub struct StageDef {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
-    /// A shell command, run with `sh -c`.
-    pub run: String,
+    /// A shell command, run with `sh -c` (none in an external run: its executor knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// Capabilities an agent must have to run it (`["gpu"]`): it goes to a connected
+    /// agent that has them all, never to the server itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
+    /// Times it is queued again when its agent is lost mid-stage (0: it fails).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// Seconds it may wait for an agent with its capabilities (default: the server's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_timeout_s: Option<u64>,
     /// Wait in `waiting_confirmation` after success until someone confirms.
     #[serde(default)]
     pub confirm: bool,
@@ -48,10 +63,20 @@ pub struct StageDef {
     pub stdin: Option<StdinMode>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl StageDef {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.id)
     }
+}
+
+/// Agent names and capabilities: what an `agent:{name}` topic allows, 1 to 64 of
+/// `a-z 0-9 _ . -`.
+pub fn valid_agent_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'))
 }
 
 impl Pipeline {
@@ -101,6 +126,9 @@ impl Pipeline {
                 format!("{} stages is over the limit of {max_stages} (SWITCHBOARD_MAX_STAGES)", self.stages.len()),
             ));
         }
+        if let Some(e) = self.executor.as_deref().filter(|e| !valid_agent_name(e)) {
+            return Err(err("executor", format!("{e:?} is not an agent name (1-64 of a-z, 0-9, '_', '.', '-')")));
+        }
         let mut seen = HashSet::new();
         for (i, s) in self.stages.iter().enumerate() {
             let at = |f: &str| format!("stages[{i}].{f}");
@@ -110,8 +138,21 @@ impl Pipeline {
             if !seen.insert(s.id.as_str()) {
                 return Err(err(at("id"), format!("duplicate stage id {:?}", s.id)));
             }
-            if s.run.trim().is_empty() {
-                return Err(err(at("run"), "must not be empty"));
+            match (&self.executor, &s.run) {
+                (None, None) => {
+                    return Err(err(at("run"), "a stage needs `run` (a shell command), unless the pipeline names an `executor` that runs it"))
+                }
+                (None, Some(run)) if run.trim().is_empty() => return Err(err(at("run"), "must not be empty")),
+                (Some(executor), Some(_)) => {
+                    return Err(err(at("run"), format!("the stages of an external run are run by its executor {executor:?}: they have no `run`")))
+                }
+                _ => {}
+            }
+            if let Some(c) = s.runs_on.iter().find(|c| !valid_agent_name(c)) {
+                return Err(err(at("runs_on"), format!("{c:?} is not a capability name (1-64 of a-z, 0-9, '_', '.', '-')")));
+            }
+            if self.executor.is_some() && !s.runs_on.is_empty() {
+                return Err(err(at("runs_on"), "an external run's stages all go to its executor"));
             }
             match s.timeout_s {
                 Some(0) => return Err(err(at("timeout_s"), "must be at least 1 second")),

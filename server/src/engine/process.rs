@@ -5,6 +5,7 @@
 //! executor that runs a stage on its own machine.
 
 use super::pipeline::{StageDef, StdinMode};
+use std::collections::BTreeMap;
 use super::stage_env::EnvDeny;
 use app::protocol::OutputStream;
 use futures::future::BoxFuture;
@@ -44,6 +45,10 @@ pub enum StageEnd {
     TimedOut,
     Cancelled,
     SpawnFailed(String),
+    /// Its executor said it failed (with no exit code).
+    Failed(String),
+    /// Its agent stopped answering for longer than the grace period.
+    AgentLost(String),
 }
 
 /// Where a stage's output and state changes go.
@@ -61,13 +66,37 @@ pub trait OutputSink: Send {
 
 /// How to run a stage here.
 pub struct ProcessSpec {
-    pub stage: StageDef,
-    /// The stage's working folder's base (its `workdir` is relative to it).
-    pub run_dir: PathBuf,
+    /// The shell command (`sh -c`).
+    pub command: String,
+    /// The stage's own environment, set last.
+    pub env: BTreeMap<String, String>,
+    pub timeout_s: Option<u64>,
+    /// Whether its stdin takes chat lines.
+    pub chat_stdin: bool,
+    pub workdir: PathBuf,
     /// Variables set for the stage, after its inherited environment is filtered.
     pub vars: Vec<(String, String)>,
     pub env_deny: EnvDeny,
     pub cancel_grace: Duration,
+}
+
+impl ProcessSpec {
+    /// A pipeline stage, run in `run_dir` (its `workdir` relative to it).
+    pub fn for_stage(stage: &StageDef, run_dir: &std::path::Path, vars: Vec<(String, String)>, env_deny: EnvDeny, cancel_grace: Duration) -> ProcessSpec {
+        ProcessSpec {
+            command: stage.run.clone().unwrap_or_default(),
+            env: stage.env.clone(),
+            timeout_s: stage.timeout_s,
+            chat_stdin: stage.stdin == Some(StdinMode::Chat),
+            workdir: match &stage.workdir {
+                Some(w) => run_dir.join(w),
+                None => run_dir.to_path_buf(),
+            },
+            vars,
+            env_deny,
+            cancel_grace,
+        }
+    }
 }
 
 /// The stage's stdin, for chat: a bounded queue in front of a writer task, so a stage
@@ -130,17 +159,16 @@ async fn read_lines<R: AsyncRead + Unpin>(reader: R, stream: OutputStream, tx: m
     }
 }
 
-fn command(spec: &ProcessSpec, workdir: &std::path::Path) -> tokio::process::Command {
-    let chat = spec.stage.stdin == Some(StdinMode::Chat);
+fn command(spec: &ProcessSpec) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("sh");
     spec.env_deny.apply(&mut cmd);
     cmd.arg("-c")
-        .arg(&spec.stage.run)
-        .current_dir(workdir)
+        .arg(&spec.command)
+        .current_dir(&spec.workdir)
         .envs(spec.vars.iter().map(|(k, v)| (k, v)))
         .env("PYTHONUNBUFFERED", "1")
-        .envs(&spec.stage.env)
-        .stdin(if chat { Stdio::piped() } else { Stdio::null() })
+        .envs(&spec.env)
+        .stdin(if spec.chat_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -156,13 +184,9 @@ pub async fn run_process(
     sink: &mut dyn OutputSink,
     on_spawned: &mut (dyn FnMut() + Send),
 ) -> StageEnd {
-    let workdir = match &spec.stage.workdir {
-        Some(w) => spec.run_dir.join(w),
-        None => spec.run_dir.clone(),
-    };
-    let mut child = match command(spec, &workdir).spawn() {
+    let mut child = match command(spec).spawn() {
         Ok(c) => c,
-        Err(e) => return StageEnd::SpawnFailed(format!("cannot start `sh -c` in {}: {e}", workdir.display())),
+        Err(e) => return StageEnd::SpawnFailed(format!("cannot start `sh -c` in {}: {e}", spec.workdir.display())),
     };
     on_spawned();
     let pgid = child.id().map(|id| id as i32);
@@ -177,7 +201,7 @@ pub async fn run_process(
     drop(tx);
 
     let far = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
-    let deadline = spec.stage.timeout_s.map(|t| Instant::now() + Duration::from_secs(t));
+    let deadline = spec.timeout_s.map(|t| Instant::now() + Duration::from_secs(t));
     let mut kill_at: Option<Instant> = None;
     let mut drain_until: Option<Instant> = None;
     let mut exit: Option<i32> = None;

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 impl Engine {
-    /// Queues the run from stage `from` (first waiting for its confirmation when asked).
-    pub(super) fn spawn_run(&self, entry: Arc<Entry>, from: usize, confirm_first: bool) {
+    /// Queues the run from stage `from` (first waiting for its confirmation when asked,
+    /// or taking up that stage where an agent still runs it: `resume`).
+    pub(super) fn spawn_run(&self, entry: Arc<Entry>, from: usize, confirm_first: bool, resume: Option<(String, u64)>) {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&entry.controls) = Some(tx);
         let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
         lock(&self.inner.line).push_back(ticket);
         let engine = self.clone();
-        self.inner.tracker.spawn(async move { engine.drive(entry, ticket, from, confirm_first, rx).await });
+        self.inner.tracker.spawn(async move { engine.drive(entry, ticket, from, confirm_first, resume, rx).await });
     }
 
     pub(super) fn leave_line(&self, ticket: u64) {

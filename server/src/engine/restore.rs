@@ -1,14 +1,16 @@
 //! Start-up: the engine takes up what an earlier process left unfinished, reading
 //! only those runs (a finished run stays in the database until asked for). A stage
-//! that was running (or paused) when that process died is failed with `server
-//! restarted` and can be restarted; queued runs are queued again; a run at a
-//! confirmation gate waits there. (After a crash every run's topic already has a new
+//! that was running (or paused) here when that process died is failed with `server
+//! restarted` and can be restarted; one an agent runs is taken up again (its agent
+//! re-attaches when it reconnects, and goes on reporting from the seq after the last
+//! one applied; not back within the grace period, it is lost); queued runs are queued
+//! again; a run at a confirmation gate waits there. (After a crash every run's topic already has a new
 //! epoch: storage::Database::begin_session.)
 
 use super::stored::revive;
 use super::{lock, Engine, Entry};
 use crate::storage::StoredRun;
-use app::protocol::{StageState, WorkflowState};
+use app::protocol::{StageKey, StageState, WorkflowState};
 use std::sync::atomic::Ordering;
 
 impl Engine {
@@ -16,8 +18,8 @@ impl Engine {
     pub async fn restore(&self, unfinished: Vec<StoredRun>, stored: u64, durations: Vec<(String, f64, u32)>) {
         self.inner.total_runs.store(stored, Ordering::Relaxed);
         *lock(&self.inner.durations) = durations.into_iter().map(|(name, secs, n)| (name, (secs, n))).collect();
-        self.inner.agent.publish(&self.inner.hub).await;
-        let (mut failed, mut requeued, mut waiting) = (0, 0, 0);
+        self.inner.agents.publish_all().await;
+        let (mut failed, mut requeued, mut waiting, mut reattached) = (0, 0, 0, 0);
         for s in unfinished {
             let Some(mut run) = revive(&s) else {
                 tracing::warn!(id = %s.workflow.id, "a stored run could not be read; skipped");
@@ -25,7 +27,22 @@ impl Engine {
             };
             let state = run.state;
             let mut resume = None;
+            let remote = run.stages.iter().enumerate().find_map(|(i, st)| {
+                let running = matches!(st.status, StageState::Running | StageState::Paused);
+                let applied = s.stages.iter().find(|r| r.idx as usize == i).map_or(0, |r| r.applied_seq.max(0) as u64);
+                st.agent.clone().filter(|_| running).map(|agent| (i, agent, st.attempt, applied))
+            });
+            let mut reattach = None;
             match state {
+                WorkflowState::Running | WorkflowState::Paused if remote.is_some() => {
+                    if let Some((index, agent, attempt, applied)) = remote {
+                        let key = StageKey { run: run.id.clone(), stage: run.stages[index].id.clone(), attempt };
+                        self.inner.agents.reattach(key, &agent, applied + 1);
+                        run.stage_index = Some(index);
+                        reattach = Some((index, agent, applied + 1));
+                        reattached += 1;
+                    }
+                }
                 WorkflowState::Running | WorkflowState::Paused => {
                     for st in run.stages.iter_mut() {
                         if matches!(st.status, StageState::Running | StageState::Paused) {
@@ -51,6 +68,10 @@ impl Engine {
             let id = run.id.clone();
             let entry = Entry::new(run, self.inner.config.max_output_bytes);
             lock(&self.inner.runs).insert(id, entry.clone());
+            if let Some((index, agent, next_seq)) = reattach {
+                self.spawn_run(entry, index, false, Some((agent, next_seq)));
+                continue;
+            }
             if matches!(state, WorkflowState::Running | WorkflowState::Paused) {
                 let from = {
                     let run = entry.run.lock().await;
@@ -64,11 +85,11 @@ impl Engine {
                 self.finish(&entry, WorkflowState::Failed, Some("server restarted".into()), from).await;
             }
             if let Some((from, confirm_first)) = resume {
-                self.spawn_run(entry, from, confirm_first);
+                self.spawn_run(entry, from, confirm_first, None);
             }
         }
-        if failed + requeued + waiting > 0 {
-            tracing::info!(failed, requeued, waiting, "runs restored from the database");
+        if failed + requeued + waiting + reattached > 0 {
+            tracing::info!(failed, requeued, waiting, reattached, "runs restored from the database");
         }
     }
 }

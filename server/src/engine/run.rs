@@ -46,6 +46,8 @@ fn stage_views(pipeline: &Pipeline) -> Vec<StageSnapshot> {
             exit_code: None,
             error: None,
             output_dropped_bytes: 0,
+            agent: None,
+            attempt: 0,
         })
         .collect()
 }

@@ -45,6 +45,8 @@ pub fn revive(s: &StoredRun) -> Option<Run> {
         st.exit_code = row.exit_code.map(|c| c as i32);
         st.error = row.error.clone();
         st.output_dropped_bytes = row.output_dropped_bytes.max(0) as u64;
+        st.agent = row.agent.clone();
+        st.attempt = row.attempt.max(0) as u32;
     }
     run.recompute_progress();
     Some(run)
@@ -60,6 +62,7 @@ pub fn workflow_row(run: &Run) -> WorkflowRow {
         created_at: run.created_at,
         started_at: run.started_at,
         finished_at: run.finished_at,
+        executor: run.pipeline.executor.clone(),
     }
 }
 
@@ -76,6 +79,9 @@ pub fn stage_row(run: &Run, index: usize) -> Option<Write> {
         exit_code: s.exit_code.map(i64::from),
         error: s.error.clone(),
         output_dropped_bytes: s.output_dropped_bytes.min(i64::MAX as u64) as i64,
+        agent: s.agent.clone(),
+        attempt: i64::from(s.attempt),
+        applied_seq: 0,
     }))
 }
 

@@ -24,7 +24,7 @@ pub const DB_FILE: &str = "switchboard.db";
 /// The `meta` key that says whether the last process ended cleanly ("1") or not.
 const CLEAN_SHUTDOWN: &str = "clean_shutdown";
 /// The newest schema this build knows; a database from a newer one is refused.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 async fn set_meta(pool: &SqlitePool, key: &str, value: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -57,6 +57,7 @@ pub struct WorkflowRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub executor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +72,9 @@ pub struct StageRow {
     pub exit_code: Option<i64>,
     pub error: Option<String>,
     pub output_dropped_bytes: i64,
+    pub agent: Option<String>,
+    pub attempt: i64,
+    pub applied_seq: i64,
 }
 
 /// A run as stored: its row and its stages' rows.

@@ -24,7 +24,7 @@ pub struct Reader {
     pub(super) pool: SqlitePool,
 }
 
-const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at";
+const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at, executor";
 
 fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error> {
     Ok(WorkflowRow {
@@ -36,6 +36,7 @@ fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error>
         created_at: w.try_get("created_at")?,
         started_at: w.try_get("started_at")?,
         finished_at: w.try_get("finished_at")?,
+        executor: w.try_get("executor")?,
     })
 }
 
@@ -51,6 +52,9 @@ fn stage_row(s: &sqlx::sqlite::SqliteRow) -> Result<StageRow, sqlx::Error> {
         exit_code: s.try_get("exit_code")?,
         error: s.try_get("error")?,
         output_dropped_bytes: s.try_get("output_dropped_bytes")?,
+        agent: s.try_get("agent")?,
+        attempt: s.try_get("attempt")?,
+        applied_seq: s.try_get("applied_seq")?,
     })
 }
 
@@ -92,7 +96,7 @@ impl Reader {
             return Ok(runs);
         }
         let sql = format!(
-            "SELECT workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes
+            "SELECT workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes, agent, attempt, applied_seq
              FROM stages WHERE workflow_id IN ({}) ORDER BY workflow_id, idx",
             vec!["?"; runs.len()].join(", ")
         );
@@ -193,6 +197,16 @@ impl Reader {
         .into_iter()
         .map(|r| Ok((r.try_get("name")?, r.try_get::<f64, _>("secs")?, r.try_get::<i64, _>("n")? as u32)))
         .collect()
+    }
+
+    /// Whether a run id was ever used (stored, or pruned).
+    pub async fn id_taken(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let n: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM workflows WHERE id = ?) + (SELECT COUNT(*) FROM pruned WHERE id = ?)")
+            .bind(id)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     /// When a run was pruned, if it was.

@@ -31,6 +31,8 @@ pub enum Write {
     Event { topic: String, seq: u64, frame: String, committed: Arc<AtomicU64> },
     /// A durable topic's epoch, the first time the topic is used.
     Topic { name: String, epoch: String },
+    /// The last report of its agent a stage applied.
+    AppliedSeq { workflow_id: String, stage: String, attempt: i64, seq: i64 },
 }
 
 /// A place in the writer's queue.
@@ -49,6 +51,8 @@ pub struct Health {
     degraded: AtomicBool,
     ever_failed: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Woken after each transaction: whoever waits for a write to be on disk looks again.
+    commits: tokio::sync::Notify,
 }
 
 impl Health {
@@ -60,6 +64,11 @@ impl Health {
     /// Writes committed since start.
     pub fn committed(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// Resolves after the next transaction (create it before looking at `committed`).
+    pub fn next_commit(&self) -> tokio::sync::futures::Notified<'_> {
+        self.commits.notified()
     }
 
     /// The error of the failing write, while writes fail.
@@ -154,6 +163,7 @@ async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Queued>, s
         if !batch.is_empty() {
             all_written &= commit(&pool, &batch, &health, &stop).await;
             health.committed.fetch_add(batch.len() as u64, Ordering::AcqRel);
+            health.commits.notify_waiters();
             // dropping the batch gives the producers their places back
             batch.clear();
         }
@@ -227,8 +237,8 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
         match &q.write {
             Write::Workflow(r) => {
                 sqlx::query(
-                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at)
-                     VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)
+                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor)
+                     VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?)
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
                        started_at = excluded.started_at, finished_at = excluded.finished_at",
                 )
@@ -240,17 +250,20 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                 .bind(r.created_at)
                 .bind(r.started_at)
                 .bind(r.finished_at)
+                .bind(&r.executor)
                 .execute(&mut **tx)
                 .await?;
             }
             Write::Stage(r) => {
                 sqlx::query(
-                    "INSERT INTO stages (workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    "INSERT INTO stages (workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes, agent, attempt, applied_seq)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT(workflow_id, idx) DO UPDATE SET status = excluded.status, progress = excluded.progress,
                        started_at = excluded.started_at, finished_at = excluded.finished_at,
                        exit_code = excluded.exit_code, error = excluded.error,
-                       output_dropped_bytes = excluded.output_dropped_bytes",
+                       output_dropped_bytes = excluded.output_dropped_bytes, agent = excluded.agent,
+                       attempt = excluded.attempt,
+                       applied_seq = CASE WHEN attempt = excluded.attempt THEN MAX(applied_seq, excluded.applied_seq) ELSE excluded.applied_seq END",
                 )
                 .bind(&r.workflow_id)
                 .bind(r.idx)
@@ -262,6 +275,9 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                 .bind(r.exit_code)
                 .bind(&r.error)
                 .bind(r.output_dropped_bytes)
+                .bind(&r.agent)
+                .bind(r.attempt)
+                .bind(r.applied_seq)
                 .execute(&mut **tx)
                 .await?;
             }
@@ -270,6 +286,15 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                     .bind(topic)
                     .bind(*seq as i64)
                     .bind(frame)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Write::AppliedSeq { workflow_id, stage, attempt, seq } => {
+                sqlx::query("UPDATE stages SET applied_seq = MAX(applied_seq, ?) WHERE workflow_id = ? AND id = ? AND attempt = ?")
+                    .bind(seq)
+                    .bind(workflow_id)
+                    .bind(stage)
+                    .bind(attempt)
                     .execute(&mut **tx)
                     .await?;
             }
