@@ -43,6 +43,8 @@ test('the agents page shows a second agent connect, go busy with its stage, then
   await expect(card.getByTestId('state')).toHaveText('idle');
   await expect(card).toContainText('gpu, cuda');
   await expect(card.getByTestId('agent-running')).toHaveText('0 of 1');
+  await expect(page.getByTestId('registered-agents')).toHaveText('2');
+  await expect(page.getByTestId('healthy-agents')).toHaveText('2');
   // its machine's load, as sparklines that fill in
   await expect(card.getByTestId('agent-cpu').locator('polyline')).toBeVisible();
   await expect(card.getByTestId('agent-memory')).toContainText('%');
@@ -51,12 +53,15 @@ test('the agents page shows a second agent connect, go busy with its stage, then
   await expect(card.getByTestId('state')).toHaveText('busy');
   await expect(card.getByTestId('agent-task')).toHaveText(`${id}/render`);
   await expect(card.getByTestId('agent-running')).toHaveText('1 of 1');
+  await expect(page.getByTestId('active-workflows')).toHaveText('1');
   await expect(page.locator('[data-testid="agent"][data-agent="local"]').getByTestId('state')).toHaveText('idle');
+  await page.screenshot({ path: 'test-results/screenshots/agents.png', fullPage: true });
 
   agent.kill('SIGKILL');
   agent = undefined;
   await expect(card.getByTestId('state')).toHaveText('offline');
   await expect(card.getByTestId('agent-last-seen')).toContainText('ago');
+  await expect(page.getByTestId('healthy-agents')).toHaveText('1');
   // its stage: lost after the 2 s grace, and the run page says so
   await page.goto(`${server.url}/workflows/${id}`);
   await expect(runState(page)).toHaveText('failed');

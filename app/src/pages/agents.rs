@@ -46,8 +46,8 @@ pub fn Agents() -> impl IntoView {
         <section class="panel" aria-labelledby="coordinator-heading">
             <h2 id="coordinator-heading">"Coordinator"</h2>
             <dl class="figures coordinator" data-testid="coordinator">
-                <dt>"Agents"</dt><dd>{figure(|c| c.registered_agents)}</dd>
-                <dt>"Healthy"</dt><dd>{figure(|c| c.healthy_agents)}</dd>
+                <dt>"Agents"</dt><dd data-testid="registered-agents">{figure(|c| c.registered_agents)}</dd>
+                <dt>"Healthy"</dt><dd data-testid="healthy-agents">{figure(|c| c.healthy_agents)}</dd>
                 <dt>"Active runs"</dt><dd data-testid="active-workflows">{figure(|c| c.active_workflows)}</dd>
                 <dt>"Runs"</dt><dd>{figure(|c| c.total_workflows)}</dd>
                 <dt>"Connections"</dt><dd>{figure(|c| c.connections)}</dd>

@@ -10,6 +10,9 @@ use app::protocol::{names, CoordinatorMetrics, COORDINATOR_TOPIC};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// How often the coordinator's figures are looked at for a change.
+const COORDINATOR_LOOK: Duration = Duration::from_millis(500);
+
 /// Progress a run makes between two of its summaries on `coordinator`.
 pub(super) const SUMMARY_STEP: f64 = 0.01;
 
@@ -71,16 +74,24 @@ impl Engine {
         }
     }
 
-    /// `coordinator_metrics` every `every` until shutdown; finished runs leave memory.
+    /// `coordinator_metrics` every `every`, and within half a second of a change of
+    /// agents, runs or connections (a page's figures follow its cards), until shutdown;
+    /// finished runs leave memory.
     pub async fn run_coordinator(self, every: Duration) {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(COORDINATOR_LOOK.min(every));
+        let mut last: Option<(CoordinatorMetrics, tokio::time::Instant)> = None;
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
             let m = self.coordinator_metrics();
-            let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m).await;
+            // the message count moves with any traffic: it alone is no change
+            let same = |a: &CoordinatorMetrics| CoordinatorMetrics { total_messages: m.total_messages, ..a.clone() } == m;
+            if last.as_ref().is_none_or(|(l, at)| !same(l) || at.elapsed() >= every) {
+                let _ = self.inner.hub.publish(COORDINATOR_TOPIC, names::COORDINATOR_METRICS, &m).await;
+                last = Some((m, tokio::time::Instant::now()));
+            }
             self.evict_finished();
         }
     }
