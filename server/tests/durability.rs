@@ -103,3 +103,24 @@ async fn a_clean_shutdown_keeps_every_epoch() {
     assert_eq!(after["epoch"], before["epoch"], "the same epoch: old seqs still mean the same");
     assert_eq!(after["seq"], before["seq"]);
 }
+
+#[tokio::test]
+async fn a_stage_that_ends_while_the_server_stops_is_recorded_and_the_run_goes_on_after_the_restart() {
+    let data = common::tempdir::TempDir::new();
+    let b = start(data.path());
+    let pipeline = json!({"name":"across","stages":[{"id":"a","run":"sleep 1; echo first"},{"id":"b","run":"echo second"}]});
+    let run = api(&b, "POST", "/api/v1/workflows", Some(json!({ "pipeline": pipeline }))).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    wait_for(&b, &id, |s| s["state"] == "running").await;
+    let mut b = b;
+    // stage a ends inside the shutdown grace: it is recorded, stage b does not start
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(b.child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(b.child.wait().unwrap().success());
+    let b = start(data.path());
+    let after = wait_for(&b, &id, |s| s["state"] == "completed").await;
+    assert_eq!(after["stages"][0]["exit_code"], 0, "{after}");
+    assert_eq!(after["stages"][1]["status"], "completed", "{after}");
+    let page = api(&b, "GET", &format!("/api/v1/topics/workflow:{id}/history?since=0&limit=1000"), None).await;
+    let text: String = page["events"].as_array().unwrap().iter().filter(|e| e["event"] == "terminal_output").map(|e| e["data"]["output"].as_str().unwrap().to_owned()).collect();
+    assert_eq!((text.matches("first").count(), text.matches("second").count()), (1, 1), "{text}");
+}

@@ -59,15 +59,19 @@ impl Engine {
             let Some(stage) = entry.run.lock().await.pipeline.stages.get(index).cloned() else {
                 break (WorkflowState::Completed, None);
             };
+            if self.inner.shutdown.is_cancelled() {
+                return; // stopping: nothing new starts; the next start goes on from here
+            }
             match self.run_one(&entry, index, stage, dequeued, &mut controls, resume.take()).await {
                 Ok(()) => index += 1,
                 Err(end) => break end,
             }
             dequeued = std::time::Instant::now();
         };
-        if self.inner.shutdown.is_cancelled() {
-            // a shutdown is not the run's end: it stays as stored and the next start
-            // takes it up again (waiting at its gate, or failed `server restarted`)
+        if self.inner.shutdown.is_cancelled() && outcome.0 == WorkflowState::Cancelled {
+            // a shutdown ends the wait at a gate, which is not the run's end: it stays as
+            // stored and the next start takes it up again (a stage's own end is recorded:
+            // the writer outlives the engine)
             return;
         }
         // finished before the slot is given back, so no sample ever sees one run too many

@@ -3,8 +3,9 @@
 //! that was running (or paused) here when that process died is failed with `server
 //! restarted` and can be restarted; one an agent runs is taken up again (its agent
 //! re-attaches when it reconnects, and goes on reporting from the seq after the last
-//! one applied; not back within the grace period, it is lost); queued runs are queued
-//! again; a run at a confirmation gate waits there. (After a crash every run's topic already has a new
+//! one applied; not back within the grace period, it is lost); a run stopped between
+//! two stages goes on with the next; queued runs are queued again; a run at a
+//! confirmation gate waits there. (After a crash every run's topic already has a new
 //! epoch: storage::Database::begin_session.)
 
 use super::stored::revive;
@@ -43,6 +44,11 @@ impl Engine {
                         reattached += 1;
                     }
                 }
+                WorkflowState::Running | WorkflowState::Paused if !run.stages.iter().any(|st| matches!(st.status, StageState::Running | StageState::Paused)) => {
+                    // stopped between two stages: it goes on with the next (or completes)
+                    resume = Some((run.stages.iter().position(|st| st.status != StageState::Completed).unwrap_or(run.stages.len()), false));
+                    requeued += 1;
+                }
                 WorkflowState::Running | WorkflowState::Paused => {
                     for st in run.stages.iter_mut() {
                         if matches!(st.status, StageState::Running | StageState::Paused) {
@@ -72,7 +78,7 @@ impl Engine {
                 self.spawn_run(entry, index, false, Some((agent, next_seq)));
                 continue;
             }
-            if matches!(state, WorkflowState::Running | WorkflowState::Paused) {
+            if matches!(state, WorkflowState::Running | WorkflowState::Paused) && resume.is_none() {
                 let from = {
                     let run = entry.run.lock().await;
                     for i in 0..run.stages.len() {
