@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and integration tests, then the Playwright suite in
-# Debian's Chromium against the real server. Installs what is missing first.
+# Runs every test: the Rust unit and integration tests, the TypeScript and Python
+# clients' own tests, then the Playwright suite in Debian's Chromium against the real
+# server. Installs what is missing first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,6 +29,12 @@ env RUSTFLAGS="--cfg erase_components" \
   LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
   LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false \
   cargo test --workspace --exclude frontend
+
+step "the TypeScript client's tests (node --test, against the server binary)"
+SWITCHBOARD_BIN="$root/target/debug/switchboard" clients/js/test.sh
+
+step "the Python client's tests (pytest, against the server binary)"
+SWITCHBOARD_BIN="$root/target/debug/switchboard" clients/python/test.sh
 
 step "end-to-end tests (Playwright, Chromium)"
 (cd end2end && npx playwright test)
