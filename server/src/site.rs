@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let [nosniff, referrer, frames, opener] = security_headers();
     Router::new()
-        .nest("/api/v1", crate::api::v1(&state))
+        .nest("/api/v1", crate::api::v1(&state).layer(crate::api::cors::layer(&state.origins)))
         .merge(crate::api::doors(&state))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -68,6 +68,7 @@ async fn aliases_and_query_ids_are_subscribed_before_anything_else() {
         ("/ws/agent/local", vec!["agent:local"]),
         ("/ws/coordinator", vec!["coordinator"]),
         ("/ws?session_id=s1&user_id=u1", vec!["session:s1", "user:u1"]),
+        ("/ws?sessionId=s2&userId=u2", vec!["session:s2", "user:u2"]),
     ] {
         let mut c = server.connect(path).await;
         c.expect_type("hello").await;
@@ -85,6 +86,13 @@ async fn aliases_and_query_ids_are_subscribed_before_anything_else() {
     assert_eq!(err["code"], "bad_request");
     assert!(err["message"].as_str().unwrap().contains("NOT VALID"), "{err}");
     assert_eq!(c.request(json!({"type":"ping"}), "p").await["type"], "pong");
+    // a parameter it does not take is named, not silently ignored
+    let mut c = server.connect("/ws?session=s3&user_id=u3").await;
+    c.expect_type("hello").await;
+    assert_eq!(c.expect_type("subscribed").await["topic"], "user:u3");
+    let err = c.expect_type("error").await;
+    assert_eq!(err["code"], "bad_request");
+    assert!(err["message"].as_str().unwrap().contains("\"session\"") && err["message"].as_str().unwrap().contains("session_id"), "{err}");
     server.stop().await;
 }
 

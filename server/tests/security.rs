@@ -20,6 +20,8 @@ mod hosts;
 mod leaks;
 #[path = "security/limits.rs"]
 mod limits;
+#[path = "security/minting.rs"]
+mod minting;
 #[path = "security/rights.rs"]
 mod rights;
 #[path = "security/slow.rs"]

@@ -1,7 +1,8 @@
 //! The first stop of every request, pages and sockets included, auth on or off: the
 //! `Host` must name this server (421 otherwise: DNS rebinding), and a request that
 //! changes anything must not come from another site's page: an `Origin` that is not
-//! allowed, or `Sec-Fetch-Site: cross-site`, gets 403, and so does a WebSocket upgrade
+//! allowed, or `Sec-Fetch-Site: cross-site` without an origin of `--allowed-origins`,
+//! gets 403, and so does a WebSocket upgrade
 //! from a foreign `Origin`. The content types an HTML form can send without a
 //! preflight (`application/x-www-form-urlencoded`, `multipart/form-data`, `text/plain`)
 //! get 415 on every POST (all a form can send): the API takes JSON or nothing, but
@@ -57,7 +58,10 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
     }
     if changes_state(req.method()) {
         let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        if site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+        // an origin listed in --allowed-origins is another site on purpose (an app's
+        // frontend calling the API with CORS)
+        let listed = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).is_some_and(|o| state.origins.listed(o));
+        if site.is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) && !listed {
             return ApiError::new(ErrorCode::Forbidden, "a cross-site page may not send requests that change anything").into_response();
         }
         // only a POST can come from a form (an artifact upload is a PUT of any type)

@@ -2,6 +2,7 @@
 //! returning its routes.
 
 pub mod agents;
+pub mod cors;
 pub mod error;
 pub mod gate;
 pub mod guard;
@@ -9,6 +10,7 @@ pub mod limits;
 pub mod listing;
 pub mod session;
 pub mod status;
+pub mod tokens;
 pub mod topics;
 pub mod workflows;
 pub mod ws;
@@ -33,6 +35,7 @@ pub fn v1(state: &AppState) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::disable());
     let rest = Router::new()
         .route("/publish", post(topics::publish))
+        .route("/tokens", post(tokens::mint))
         .route("/topics/{topic}/history", get(topics::history))
         .route("/stats", get(status::stats))
         .route("/session", get(session::session))

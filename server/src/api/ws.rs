@@ -19,15 +19,23 @@ const READ_BUFFER: usize = 4 * 1024;
 /// Bytes buffered before a write reaches the socket; a flush writes them anyway.
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// A query that does not parse is ignored, as if there were none.
+/// A query that does not parse is answered with an `error` after `hello`.
 type QueryResult = Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>;
 
+/// `?token=`, `?session_id=` (or `sessionId`), `?user_id=` (or `userId`); anything else
+/// is named in an `error` rather than silently ignored.
 #[derive(Debug, Default, Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
+    #[serde(alias = "sessionId")]
     session_id: Option<String>,
+    #[serde(alias = "userId")]
     user_id: Option<String>,
+    #[serde(flatten)]
+    unknown: std::collections::BTreeMap<String, String>,
 }
+
+const KNOWN_PARAMS: &str = "token, session_id (or sessionId), user_id (or userId)";
 
 /// The HTTP connection's place in the per-address count, kept for the socket's life.
 type Slot = Option<Extension<ConnectionSlot>>;
@@ -101,7 +109,10 @@ fn upgrade(
     alias: Option<Alias>,
 ) -> Response {
     // (the Host and the Origin were checked by `gate`, before any handler)
-    let q = q.map(|Query(q)| q).unwrap_or_default();
+    let (q, bad_query) = match q {
+        Ok(Query(q)) => (q, None),
+        Err(e) => (WsQuery::default(), Some(format!("the query string is not understood ({e}); it takes {KNOWN_PARAMS}"))),
+    };
     let principal = match state.auth.principal(&headers, q.token.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -129,6 +140,11 @@ fn upgrade(
         }
         Some(Alias::Coordinator) => params.auto_topics.push(COORDINATOR_TOPIC.to_owned()),
         None => {}
+    }
+    params.errors.extend(bad_query.map(|why| ErrorMessage::new(ErrorCode::BadRequest, why)));
+    for name in q.unknown.keys() {
+        let why = format!("unknown query parameter {name:?}: it is ignored (this endpoint takes {KNOWN_PARAMS})");
+        params.errors.push(ErrorMessage::new(ErrorCode::BadRequest, why));
     }
     if let Some(id) = &q.session_id {
         add_topic(&mut params, TopicKind::Session, id);

@@ -26,12 +26,19 @@ impl Origins {
 
     /// Whether one `Origin` value is allowed.
     pub fn allows_origin(&self, origin: &str) -> bool {
-        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        if self.allowed.iter().any(|a| a == "*" || *a == origin) {
+        if self.listed(origin) {
             return true;
         }
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
         let authority = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
         authority.is_some_and(|a| self.hosts.allows(a))
+    }
+
+    /// Whether `origin` is one of `--allowed-origins` (or the list has `*`): the
+    /// origins that get CORS headers.
+    pub fn listed(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        self.allowed.iter().any(|a| a == "*" || *a == origin)
     }
 
     /// Whether the request's `Origin`, if any, is allowed.
