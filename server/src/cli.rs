@@ -29,6 +29,11 @@ pub enum Command {
     /// Runs stages on this machine for a Switchboard server: dials out to it (from
     /// behind NAT too) with an agent token, registers, and runs what it is given.
     Agent(crate::agents::client::AgentArgs),
+    /// Publishes one event to a topic: `switchboard publish session:abc ai_progress '{"progress":0.5}'`.
+    Publish(crate::terminal::publish::PublishArgs),
+    /// Follows a run live: its terminal on stdout, its stages and progress on stderr,
+    /// until it ends (exit status 0 when it completed).
+    Watch(crate::terminal::watch::WatchArgs),
 }
 
 #[derive(Debug, Args)]

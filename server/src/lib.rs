@@ -13,6 +13,7 @@ pub mod http_server;
 pub mod hub;
 pub mod metrics;
 pub mod shutdown;
+pub mod terminal;
 pub mod site;
 pub mod storage;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! `switchboard`: parse the configuration, start logging, bind, serve; or
 //! `switchboard token create`: mint an access token; `switchboard prune`; or
-//! `switchboard agent`: run stages for a server elsewhere.
+//! `switchboard agent`: run stages for a server elsewhere; `publish` and `watch`: the
+//! terminal's clients.
 
 use clap::Parser;
 use server::cli::{Cli, Command, TokenAction};
@@ -45,6 +46,24 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Publish(args)) => match server::terminal::publish::run(&args).await {
+            Ok(seq) => {
+                println!("{seq}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard publish: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Watch(args)) => match server::terminal::watch::run(&args).await {
+            Ok(server::terminal::watch::Ended(state)) if state == "completed" => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("switchboard watch: {e}");
+                ExitCode::from(2)
+            }
+        },
         None => serve(cli.config).await,
     }
 }

@@ -188,7 +188,8 @@ impl Agent {
             let bearer = format!("Bearer {token}").parse().map_err(|_| Session::Refused("the token is not a valid header value".into()))?;
             req.headers_mut().insert("authorization", bearer);
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| match e {
+        // no Nagle: a report right after an ack would wait for the ack's delayed ACK (40 ms)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(r) if matches!(r.status().as_u16(), 401 | 403) => {
                 let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).into_owned();
                 let hint = if token.is_none() { " (no token was given: set SWITCHBOARD_TOKEN or SWITCHBOARD_TOKEN_FILE; mint one with `switchboard token create --sub NAME --agent`)" } else { "" };
