@@ -31,6 +31,10 @@ pub enum Command {
     Agent(crate::agents::client::AgentArgs),
     /// Publishes one event to a topic: `switchboard publish session:abc ai_progress '{"progress":0.5}'`.
     Publish(crate::terminal::publish::PublishArgs),
+    /// Makes a command an external run: `switchboard run -- python train.py`. Its stdout
+    /// is read with the stage output protocol, its exit code is the stage's, Ctrl-C
+    /// cancels it, a pause from the page stops it; the run's URL is printed first.
+    Run(crate::terminal::run::RunArgs),
     /// Follows a run live: its terminal on stdout, its stages and progress on stderr,
     /// until it ends (exit status 0 when it completed).
     Watch(crate::terminal::watch::WatchArgs),

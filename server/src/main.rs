@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
             let stop = CancellationToken::new();
             server::shutdown::cancel_on_signal(stop.clone());
             match server::agents::client::run(args, stop).await {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("switchboard agent: {e}");
                     ExitCode::from(2)
@@ -56,6 +56,19 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Run(args)) => {
+            server::telemetry::init("warn");
+            let stop = CancellationToken::new();
+            server::shutdown::cancel_on_signal(stop.clone());
+            match server::terminal::run::run(args, stop).await {
+                Ok(Some(code)) => ExitCode::from(code.clamp(0, 255) as u8),
+                Ok(None) => ExitCode::from(130),
+                Err(e) => {
+                    eprintln!("switchboard run: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(Command::Watch(args)) => match server::terminal::watch::run(&args).await {
             Ok(server::terminal::watch::Ended(state)) if state == "completed" => ExitCode::SUCCESS,
             Ok(_) => ExitCode::FAILURE,

@@ -66,3 +66,46 @@ async fn watch_follows_a_run_to_its_end() {
     let out = cli(&b.addr, &["watch", "NOT VALID"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn run_makes_a_command_an_external_run_with_its_exit_code() {
+    let data = common::tempdir::TempDir::new();
+    let b = common::start_binary(data.path(), &[]);
+    let addr = b.addr.clone();
+    let script = "echo \"hello from $0\"; echo ::progress 0.5 half; echo ::metric loss=0.5 step=1; echo oops >&2; exit 3";
+    let out = tokio::task::spawn_blocking(move || cli(&addr, &["run", "--id", "from-cli", "--", "sh", "-c", script, "it's me"])).await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.lines().next().unwrap_or("").ends_with("/workflows/from-cli"), "the URL first: {stderr}");
+    assert!(stdout.contains("hello from it's me") && stderr.contains("oops"), "shown here too: {stdout} / {stderr}");
+    let snap: Value = http().get(format!("http://{}/api/v1/workflows/from-cli", b.addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(snap["state"], "failed", "{snap}");
+    assert_eq!(snap["stages"][0]["exit_code"], 3);
+    assert_eq!(snap["stages"][0]["agent"], "cli");
+    let page: Value = http().get(format!("http://{}/api/v1/topics/workflow:from-cli/history?since=0&limit=1000", b.addr)).send().await.unwrap().json().await.unwrap();
+    let events = page["events"].as_array().unwrap();
+    let text: String = events.iter().filter(|e| e["event"] == "terminal_output").map(|e| e["data"]["output"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(text.matches("hello from it's me").count(), 1, "{text}");
+    assert!(events.iter().any(|e| e["event"] == "metric_scalar" && e["data"]["name"] == "loss"), "the output protocol applies");
+
+    // Ctrl-C cancels it
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["run", "--id", "cancelled-cli", "--", "sleep", "30"])
+        .env("SWITCHBOARD_SERVER", format!("http://{}", b.addr))
+        .env_remove("SWITCHBOARD_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        let snap: Value = http().get(format!("http://{}/api/v1/workflows/cancelled-cli", b.addr)).send().await.unwrap().json().await.unwrap();
+        if snap["stages"][0]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    let snap: Value = http().get(format!("http://{}/api/v1/workflows/cancelled-cli", b.addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(snap["state"], "cancelled", "{snap}");
+}

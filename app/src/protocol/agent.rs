@@ -44,12 +44,15 @@ pub enum ReportKind {
     /// Output lines (stdout lines are read with the stage output protocol).
     Output { stream: OutputStream, lines: Vec<String> },
     Paused { paused: bool },
-    /// The end: an exit code (0 is success), or an error.
+    /// The end: an exit code (0 is success), or an error; `cancelled` when the executor
+    /// stopped it itself (Ctrl-C, its own shutdown), so the run says cancelled.
     Finished {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cancelled: bool,
     },
 }
 
@@ -174,6 +177,6 @@ mod tests {
         let m: AgentMessage = serde_json::from_str(r#"{"type":"register","name":"gpu-1","capabilities":["gpu"]}"#).unwrap();
         assert!(matches!(m, AgentMessage::Register { concurrency: 1, .. }));
         let f: Report = serde_json::from_str(r#"{"run":"r","stage":"s","attempt":1,"seq":9,"kind":"finished","exit_code":0}"#).unwrap();
-        assert_eq!(f.kind, ReportKind::Finished { exit_code: Some(0), error: None });
+        assert_eq!(f.kind, ReportKind::Finished { exit_code: Some(0), error: None, cancelled: false });
     }
 }

@@ -87,8 +87,9 @@ impl RemoteStage {
                                 sink.paused(paused).await;
                                 None
                             }
-                            ReportKind::Finished { exit_code, error } => Some(match (exit_code, error) {
+                            ReportKind::Finished { exit_code, error, cancelled: by_executor } => Some(match (exit_code, error) {
                                 _ if timed_out => StageEnd::TimedOut,
+                                _ if by_executor => StageEnd::Cancelled,
                                 (Some(code), _) if cancelled && code != 0 => StageEnd::Cancelled,
                                 (Some(code), _) => StageEnd::Exited(code),
                                 (None, _) if cancelled => StageEnd::Cancelled,

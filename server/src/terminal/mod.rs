@@ -1,9 +1,10 @@
-//! The command-line clients, for people in a terminal: `switchboard publish TOPIC EVENT
-//! JSON` and `switchboard watch RUN` (a run's terminal and progress, live, resuming
+//! The command-line clients, for people in a terminal: `switchboard run -- CMD`,
+//! `switchboard publish TOPIC EVENT JSON` and `switchboard watch RUN` (a run's terminal and progress, live, resuming
 //! across reconnects). The server is `--server` (or SWITCHBOARD_SERVER); the token
 //! comes from SWITCHBOARD_TOKEN or `--token-file`, never a flag.
 
 pub mod publish;
+pub mod run;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -55,6 +55,18 @@ pub struct AgentArgs {
     /// Environment variables stages do not inherit (globs, as the server's).
     #[arg(long, value_delimiter = ',', default_value = crate::config::STAGE_ENV_DENY_DEFAULT)]
     pub stage_env_deny: Vec<String>,
+    /// `switchboard run`: run one command as the one stage of one external run, then stop.
+    #[arg(skip)]
+    pub one_shot: Option<OneShot>,
+}
+
+/// One command, as the stage of one external run (`switchboard run`): its output is
+/// echoed here too, and the agent stops once that stage's end is applied.
+#[derive(Debug, Clone)]
+pub struct OneShot {
+    pub run: String,
+    pub command: String,
+    pub workdir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +89,10 @@ fn backoff(attempt: u32) -> Duration {
 
 struct Agent {
     args: AgentArgs,
+    /// Stopped when a one-shot stage's end is applied.
+    stop: tokio_util::sync::CancellationToken,
+    /// A one-shot stage's exit code, once it ended.
+    exit: Mutex<Option<i32>>,
     env: Arc<StageEnv>,
     outbox: Arc<Outbox>,
     stages: Mutex<HashMap<StageKey, mpsc::UnboundedSender<Control>>>,
@@ -93,8 +109,9 @@ fn token(args: &AgentArgs) -> Result<Option<String>, AgentError> {
     Ok(std::env::var("SWITCHBOARD_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
 }
 
-/// Runs the agent until `stop`.
-pub async fn run(args: AgentArgs, stop: tokio_util::sync::CancellationToken) -> Result<(), AgentError> {
+/// Runs the agent until `stop` (or, one-shot, until its stage's end is applied: then
+/// its exit code, None when it did not exit by itself).
+pub async fn run(args: AgentArgs, stop: tokio_util::sync::CancellationToken) -> Result<Option<i32>, AgentError> {
     let server = args.server.trim_end_matches('/').to_owned();
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         return Err(AgentError::BadServer(args.server.clone()));
@@ -114,8 +131,18 @@ pub async fn run(args: AgentArgs, stop: tokio_util::sync::CancellationToken) -> 
         http: reqwest::Client::new(),
         work_dir: std::path::absolute(&args.work_dir).unwrap_or_else(|_| args.work_dir.clone()),
         env_deny: EnvDeny::new(&args.stage_env_deny),
+        echo: args.one_shot.is_some(),
     });
-    let agent = Arc::new(Agent { machine: Mutex::new(machine), outbox: Arc::new(Outbox::new(args.buffer_bytes)), env, stages: Mutex::new(HashMap::new()), capabilities, args });
+    let agent = Arc::new(Agent {
+        machine: Mutex::new(machine),
+        outbox: Arc::new(Outbox::new(args.buffer_bytes)),
+        env,
+        stages: Mutex::new(HashMap::new()),
+        capabilities,
+        args,
+        stop: stop.clone(),
+        exit: Mutex::new(None),
+    });
     let ws_url = format!("{}/api/v1/agents/connect", server.replacen("http", "ws", 1));
     let mut attempt = 0;
     let mut stopping: Option<tokio::time::Instant> = None;
@@ -139,14 +166,15 @@ pub async fn run(args: AgentArgs, stop: tokio_util::sync::CancellationToken) -> 
                 }
             }
         };
+        let exit = || *agent.exit.lock().unwrap_or_else(|p| p.into_inner());
         match ended {
-            None => return Ok(()),
+            None => return Ok(exit()),
             Some(Ok(())) => attempt = 0,
             Some(Err(Session::Refused(why))) => return Err(AgentError::Refused(why)),
             Some(Err(Session::Dropped(why))) => tracing::warn!(error = %why, "connection to the server lost; dialling again"),
         }
         if stopping.is_some() && agent.done() {
-            return Ok(());
+            return Ok(exit());
         }
         let wait = backoff(attempt);
         attempt += 1;
@@ -158,7 +186,7 @@ pub async fn run(args: AgentArgs, stop: tokio_util::sync::CancellationToken) -> 
             _ = tokio::time::sleep(wait) => {}
         }
         if stopping.is_some_and(|t| tokio::time::Instant::now() > t) {
-            return Ok(());
+            return Ok(exit());
         }
     }
 }
@@ -255,15 +283,27 @@ impl Agent {
                 }
                 None
             }
-            ServerToAgent::Assign { id, key, work, vars } => {
+            ServerToAgent::Assign { id, key, mut work, vars } => {
+                if let Some(one) = &self.args.one_shot {
+                    if key.run != one.run {
+                        tracing::warn!(run = %key.run, "this one-shot agent runs only run {:?}: not taking the stage", one.run);
+                        return Some(AgentMessage::Ack { id });
+                    }
+                    work.run = Some(one.command.clone());
+                    work.workdir = Some(one.workdir.display().to_string());
+                }
                 let fresh = !self.stages.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&key);
                 if fresh {
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.stages.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), tx);
                     let agent = self.clone();
                     tokio::spawn(async move {
-                        stage::run(key.clone(), work, vars, agent.env.clone(), agent.outbox.clone(), rx).await;
+                        let code = stage::run(key.clone(), work, vars, agent.env.clone(), agent.outbox.clone(), rx).await;
                         agent.stages.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                        if agent.args.one_shot.is_some() {
+                            *agent.exit.lock().unwrap_or_else(|p| p.into_inner()) = code;
+                            agent.stop.cancel(); // stays until its end is applied
+                        }
                     });
                 }
                 Some(AgentMessage::Ack { id })

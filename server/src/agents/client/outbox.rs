@@ -192,7 +192,7 @@ mod tests {
         o.applied(&key(), 5);
         assert!(o.is_empty());
         assert_eq!(o.stages_kept(), 1, "not finished: kept");
-        o.push(&key(), ReportKind::Finished { exit_code: Some(0), error: None }).await;
+        o.push(&key(), ReportKind::Finished { exit_code: Some(0), error: None, cancelled: false }).await;
         o.applied(&key(), 6);
         assert_eq!(o.stages_kept(), 0, "finished and applied: forgotten");
     }

@@ -26,6 +26,8 @@ pub struct StageEnv {
     pub http: reqwest::Client,
     pub work_dir: PathBuf,
     pub env_deny: EnvDeny,
+    /// Print each line here too (`switchboard run`: the person at the terminal sees it).
+    pub echo: bool,
 }
 
 struct ReportSink<'a> {
@@ -51,6 +53,12 @@ impl ReportSink<'_> {
     }
 
     async fn push(&mut self, stream: OutputStream, line: String) {
+        if self.env.echo {
+            match stream {
+                OutputStream::Stdout => println!("{line}"),
+                _ => eprintln!("{line}"),
+            }
+        }
         if stream != self.stream {
             self.flush_now().await;
             self.stream = stream;
@@ -141,16 +149,19 @@ async fn upload(env: &StageEnv, key: &StageKey, artifacts: &Path, path: &str) ->
     Ok(name)
 }
 
-/// Runs one assigned stage to its end, every report in `outbox`.
-pub async fn run(key: StageKey, work: StageWork, vars: BTreeMap<String, String>, env: Arc<StageEnv>, outbox: Arc<Outbox>, mut controls: mpsc::UnboundedReceiver<Control>) {
+/// Runs one assigned stage to its end, every report in `outbox`; its exit code, when it
+/// exited by itself.
+pub async fn run(key: StageKey, work: StageWork, vars: BTreeMap<String, String>, env: Arc<StageEnv>, outbox: Arc<Outbox>, mut controls: mpsc::UnboundedReceiver<Control>) -> Option<i32> {
     let dir = env.work_dir.join(&key.run);
     let artifacts = dir.join("artifacts");
-    let finished = |error: String| ReportKind::Finished { exit_code: None, error: Some(error) };
+    let finished = |error: String| ReportKind::Finished { exit_code: None, error: Some(error), cancelled: false };
     let Some(command) = work.run.clone() else {
-        return outbox.push(&key, finished("this stage has no command for an agent to run".into())).await;
+        outbox.push(&key, finished("this stage has no command for an agent to run".into())).await;
+        return None;
     };
     if let Err(e) = std::fs::create_dir_all(&artifacts) {
-        return outbox.push(&key, finished(format!("cannot make {}: {e}", artifacts.display()))).await;
+        outbox.push(&key, finished(format!("cannot make {}: {e}", artifacts.display()))).await;
+        return None;
     }
     let mut all_vars: Vec<(String, String)> = vars.into_iter().collect();
     all_vars.push(("SWITCHBOARD_ARTIFACTS".into(), artifacts.display().to_string()));
@@ -169,11 +180,13 @@ pub async fn run(key: StageKey, work: StageWork, vars: BTreeMap<String, String>,
     let mut on_started = || outbox.push_now(&key, ReportKind::Started);
     let end = run_process(&spec, &mut controls, &mut sink, &mut on_started).await;
     sink.flush_now().await;
+    let code = if let StageEnd::Exited(c) = end { Some(c) } else { None };
     let kind = match end {
-        StageEnd::Exited(code) => ReportKind::Finished { exit_code: Some(code), error: None },
+        StageEnd::Exited(code) => ReportKind::Finished { exit_code: Some(code), error: None, cancelled: false },
         StageEnd::TimedOut => finished(format!("stage {:?} timed out after {} s", key.stage, work.timeout_s.unwrap_or(0))),
-        StageEnd::Cancelled => finished("cancelled".into()),
+        StageEnd::Cancelled => ReportKind::Finished { exit_code: None, error: Some("cancelled".into()), cancelled: true },
         StageEnd::SpawnFailed(e) | StageEnd::Failed(e) | StageEnd::AgentLost(e) => finished(e),
     };
     outbox.push(&key, kind).await;
+    code
 }
