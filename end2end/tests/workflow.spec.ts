@@ -44,8 +44,11 @@ test('start the training demo, watch it, confirm the gate, see it complete', asy
   // the gate: confirm from the page
   await expect(runState(page)).toHaveText('waiting confirmation', { timeout: 30_000 });
   await expect(stage(page, 'evaluate')).toContainText('waiting for your confirmation');
+  // the run's notification, on its page
+  await expect(page.getByTestId('notification').first()).toContainText('training-demo is waiting for you');
   await page.getByTestId('confirm').click();
   await expect(runState(page)).toHaveText('completed');
+  await expect(page.getByTestId('notification').first()).toContainText('training-demo completed');
   await expect(stage(page, 'export').getByTestId('state')).toHaveText('completed');
   await expect(page.getByTestId('file-artifact')).toContainText('model.bin');
 

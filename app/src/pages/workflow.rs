@@ -22,6 +22,8 @@ use std::rc::Rc;
 
 /// Events asked for per history request while a page rebuilds a run.
 const HISTORY_PAGE: usize = 1_000;
+/// Notifications shown at the top of a run's page, the newest first.
+const NOTICES_SHOWN: usize = 3;
 
 #[component]
 pub fn Workflow() -> impl IntoView {
@@ -152,6 +154,22 @@ fn WorkflowPage(id: String) -> impl IntoView {
             })
         })
     };
+    // the run's notifications (a gate waiting for you, the end), newest first
+    let notices = move || {
+        m.with(|m| {
+            m.as_ref().map(|m| {
+                m.notifications
+                    .iter()
+                    .rev()
+                    .take(NOTICES_SHOWN)
+                    .map(|n| {
+                        let class = format!("notification priority-{}", n.priority);
+                        view! { <li class=class data-testid="notification"><strong>{n.title.clone()}</strong>" "{n.message.clone()}</li> }
+                    })
+                    .collect_view()
+            })
+        })
+    };
     let wid = id.clone();
     view! {
         <Title text=move || format!("{} · Switchboard", if name().is_empty() { "Workflow".into() } else { name() })/>
@@ -172,6 +190,7 @@ fn WorkflowPage(id: String) -> impl IntoView {
             </header>
             <p class="visually-hidden" aria-live="polite" data-testid="announce">{move || announcement.get()}</p>
             {move || error().map(|e| view! { <p class="run-error" role="alert" data-testid="run-error">{e}</p> })}
+            <ul class="notifications" data-testid="notifications" aria-label="Notifications">{notices}</ul>
             <div class="run-grid">
                 <section class="panel" aria-labelledby="stages-heading">
                     <h2 id="stages-heading">"Stages"</h2>
