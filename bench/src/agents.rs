@@ -92,7 +92,7 @@ async fn starts(target: &Target, n: usize, runs_on: &[&str]) -> anyhow::Result<(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
-    engine::stage_start_from_metrics(target).await
+    crate::starts::stage_start_from_metrics(target).await
 }
 
 /// `n` agent connections that register, answer Pings and send their machine's figures

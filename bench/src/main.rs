@@ -9,6 +9,7 @@ mod frames;
 mod longlife;
 mod procstat;
 mod scenario;
+mod starts;
 mod suite;
 
 use clap::{Parser, Subcommand};

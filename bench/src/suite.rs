@@ -324,9 +324,9 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     for p in q.log_problems.iter().take(10) {
         println!("  - problem: {p}");
     }
-    let (count, p50, p99, mean) = engine::stage_start_from_metrics(&server.target).await?;
+    let (count, p50, p99, mean) = crate::starts::stage_start_from_metrics(&server.target).await?;
     drop(server);
-    let (bare50, bare99) = engine::bare_spawn(count as usize).await?;
+    let (bare50, bare99) = crate::starts::bare_spawn(count as usize).await?;
     println!("\n## the engine's cost to start a stage (dequeue to spawn), {count} stages\n");
     println!("- switchboard_stage_start_seconds: p50 <= {p50:.2} ms, p99 <= {p99:.2} ms (bucket bounds), mean {mean:.2} ms");
     println!("- baseline, a bare `sh -c true` spawn here: p50 {bare50:.2} ms, p99 {bare99:.2} ms");

@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod process;
 mod queue;
 mod restore;
+mod run_id;
 pub mod retention;
 pub mod run;
 pub mod stage_env;
@@ -31,6 +32,8 @@ use interpreter::OutputBudget;
 use pipeline::{Pipeline, PipelineError};
 use process::Control;
 use run::Run;
+pub use run_id::{valid_run_id, RUN_ID_RULE};
+use run_id::new_run_id;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -195,17 +198,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn new_run_id() -> String {
-    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
-/// What a run id a caller chooses must be.
-pub const RUN_ID_RULE: &str = "1 to 64 of a-z, 0-9, '_', '.', '-', starting with a letter or digit";
-
-pub fn valid_run_id(id: &str) -> bool {
-    crate::engine::pipeline::valid_agent_name(id) && id.starts_with(|c: char| c.is_ascii_alphanumeric())
-}
-
 fn topic_of(id: &str) -> String {
     // ids are generated hex: always a valid topic
     TopicKind::Workflow.topic(id).unwrap_or_else(|_| format!("workflow:{}", id.to_lowercase()))
@@ -322,17 +314,6 @@ impl Engine {
         }
         self.spawn_run(entry.clone(), 0, false, None);
         self.snapshot_of(&entry).await
-    }
-
-    /// An id a caller asked for: valid, and never used (not even by a pruned run).
-    async fn claim_id(&self, id: String) -> Result<String, EngineError> {
-        if !valid_run_id(&id) {
-            return Err(EngineError::BadRequest(format!("id: {id:?} is not a run id ({RUN_ID_RULE})")));
-        }
-        if self.entry(&id).is_some() || self.inner.reader.id_taken(&id).await? {
-            return Err(EngineError::Conflict(format!("id: a workflow {id:?} exists already (or existed: ids are never reused)")));
-        }
-        Ok(id)
     }
 
     fn entry(&self, id: &str) -> Option<Arc<Entry>> {
