@@ -74,6 +74,7 @@ pub struct Running {
 }
 
 /// The machine an agent runs on, now.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MachineMetrics {
     pub cpu_percent: f64,

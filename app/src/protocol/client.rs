@@ -6,14 +6,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Everything a client may send.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     Subscribe {
         topic: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         since: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         epoch: Option<String>,
     },
     Unsubscribe {
@@ -21,31 +24,39 @@ pub enum ClientMessage {
     },
     Ping {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         ts: Option<serde_json::Number>,
     },
     Publish {
         topic: String,
         event: String,
+        #[cfg_attr(test, ts(type = "unknown"))]
         data: Value,
     },
     Control {
         action: ControlAction,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         workflow_id: Option<String>,
     },
     Confirm {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         workflow_id: Option<String>,
     },
     Command {
         command: CommandName,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        #[cfg_attr(test, ts(type = "unknown"))]
         args: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         workflow_id: Option<String>,
     },
     Chat {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
         workflow_id: Option<String>,
         text: String,
     },
@@ -57,6 +68,7 @@ pub const CLIENT_MESSAGE_TYPES: [&str; 9] = [
     "subscribe", "unsubscribe", "ping", "publish", "control", "confirm", "command", "chat", "close",
 ];
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlAction {
@@ -65,6 +77,7 @@ pub enum ControlAction {
     Cancel,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandName {

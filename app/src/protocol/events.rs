@@ -20,6 +20,7 @@ pub mod names {
 }
 
 /// `metrics` on topic `metrics`: one sample of the machine.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricsSample {
     pub cpu_percent: f64,
@@ -36,6 +37,7 @@ pub struct MetricsSample {
     pub current_task: Option<CurrentTask>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GpuType {
@@ -43,6 +45,7 @@ pub enum GpuType {
     None,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuSample {
     pub index: u32,
@@ -54,6 +57,7 @@ pub struct GpuSample {
     pub power_w: Option<f64>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurrentTask {
     pub id: String,
@@ -62,6 +66,7 @@ pub struct CurrentTask {
 }
 
 /// `coordinator_metrics` on topic `coordinator`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CoordinatorMetrics {
     pub total_messages: u64,
@@ -72,6 +77,7 @@ pub struct CoordinatorMetrics {
     pub connections: u64,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {
@@ -82,6 +88,7 @@ pub enum AgentState {
 }
 
 /// `agent_status` on `agents` and `agent:{name}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub agent_name: String,
@@ -102,6 +109,7 @@ pub struct AgentStatus {
     pub machine: Option<super::MachineMetrics>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentMetrics {
     pub message_count: u64,
@@ -112,6 +120,7 @@ pub struct AgentMetrics {
 }
 
 /// Workflow states; stage statuses are the same plus `skipped`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkflowState {
@@ -130,6 +139,7 @@ impl WorkflowState {
     }
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageState {
@@ -144,11 +154,14 @@ pub enum StageState {
 }
 
 /// `workflow_status` on `workflow:{id}` (and, with `id` and `name`, on `coordinator`).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub name: Option<String>,
     pub state: WorkflowState,
     pub progress: f64,
@@ -156,6 +169,7 @@ pub struct WorkflowStatus {
     pub eta_s: Option<f64>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageRef {
     pub id: String,
@@ -164,6 +178,7 @@ pub struct StageRef {
 }
 
 /// `stage_status` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageStatus {
     pub stage: StageRef,
@@ -174,6 +189,7 @@ pub struct StageStatus {
 }
 
 /// `progress` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub progress: f64,
@@ -182,6 +198,7 @@ pub struct Progress {
     pub eta_s: Option<f64>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputStream {
@@ -191,6 +208,7 @@ pub enum OutputStream {
 }
 
 /// `terminal_output` on `workflow:{id}`: a batch of output lines of one stream.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TerminalOutput {
     pub stage_id: String,
@@ -198,6 +216,7 @@ pub struct TerminalOutput {
     pub output: String,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
@@ -208,6 +227,7 @@ pub enum LogLevel {
 }
 
 /// `log_line` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
     pub level: LogLevel,
@@ -215,6 +235,7 @@ pub struct LogLine {
 }
 
 /// `metric_scalar` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricScalar {
     pub name: String,
@@ -222,6 +243,7 @@ pub struct MetricScalar {
     pub step: Option<u64>,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactKind {
@@ -231,6 +253,7 @@ pub enum ArtifactKind {
 }
 
 /// `artifact` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     pub stage_id: String,
@@ -241,6 +264,7 @@ pub struct Artifact {
 }
 
 /// `chat` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chat {
     pub from: String,
@@ -248,6 +272,7 @@ pub struct Chat {
 }
 
 /// `notification` on `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub title: String,

@@ -6,6 +6,7 @@ use super::{AgentStatus, CoordinatorMetrics, EventMessage, StageRef, StageState,
 use serde::{Deserialize, Serialize};
 
 /// One stage of a workflow snapshot.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageSnapshot {
     pub id: String,
@@ -24,6 +25,7 @@ pub struct StageSnapshot {
     pub output_dropped_bytes: u64,
     /// The agent that runs (or ran) it, when not the server itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub agent: Option<String>,
     /// Its attempt (1 the first time; more when it was queued again after its agent was lost).
     #[serde(default, skip_serializing_if = "is_zero32")]
@@ -64,6 +66,7 @@ impl StageSnapshot {
 }
 
 /// `GET /api/v1/workflows/{id}`: a run's state, at `seq` of `workflow:{id}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowSnapshot {
     pub id: String,
@@ -83,16 +86,19 @@ pub struct WorkflowSnapshot {
 
 /// `GET /api/v1/workflows`: a page of runs, newest first, at `seq` of `coordinator`;
 /// `next_cursor` asks for the page after it (absent on the last page).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowList {
     pub workflows: Vec<WorkflowSnapshot>,
     pub seq: u64,
     pub epoch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub next_cursor: Option<String>,
 }
 
 /// A stage as `GET /api/v1/pipelines` lists it (the fields the dashboard reads).
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineStage {
     pub id: String,
@@ -102,6 +108,7 @@ pub struct PipelineStage {
     pub confirm: bool,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineInfo {
     pub name: String,
@@ -111,6 +118,7 @@ pub struct PipelineInfo {
 }
 
 /// `GET /api/v1/pipelines`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineList {
     pub pipelines: Vec<PipelineInfo>,
@@ -118,6 +126,7 @@ pub struct PipelineList {
 
 /// `GET /api/v1/agents`: every agent, at `seq` of `agents`, and the coordinator's
 /// figures now.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentList {
     pub agents: Vec<AgentStatus>,
@@ -127,6 +136,7 @@ pub struct AgentList {
 }
 
 /// `GET /api/v1/topics/{topic}/history`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub events: Vec<EventMessage>,
@@ -134,12 +144,41 @@ pub struct HistoryPage {
     pub epoch: String,
 }
 
+/// One topic as `GET /api/v1/topics` lists it: where its stream stands, and who
+/// listens. Only topics the server holds in memory now are listed (a finished run's
+/// topic has left memory; its history is still read through the history endpoint).
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub name: String,
+    /// Its last seq, in `epoch`.
+    pub seq: u64,
+    pub epoch: String,
+    /// Connections subscribed to it on this server now.
+    pub subscribers: u64,
+    /// Whether its events are stored in the database (`workflow:*`).
+    pub durable: bool,
+    /// When its last event was published (ms), if one was since the server opened it.
+    pub last_event_ts: Option<TimestampMs>,
+}
+
+/// `GET /api/v1/topics?prefix=&limit=`: the topics the caller may subscribe to, by
+/// name; `total` counts every match, `topics` holds the first `limit`.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicList {
+    pub topics: Vec<TopicInfo>,
+    pub total: u64,
+}
+
 /// Every HTTP error: `{"error": {"code", "message"}}`.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
     pub error: ApiErrorDetail,
 }
 
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiErrorDetail {
     pub code: String,
@@ -149,6 +188,7 @@ pub struct ApiErrorDetail {
 /// `GET /api/v1/session`: how this page gets in. With auth off, `auth` is false and
 /// nothing else is needed; with auth on, a short-lived access token for the WebSocket,
 /// minted from the session cookie.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub auth: bool,

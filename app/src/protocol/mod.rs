@@ -19,6 +19,7 @@ pub use topic::*;
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The optional correlation id of a client message: a string or a number, echoed back.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum MessageId {
@@ -46,3 +47,6 @@ mod tests;
 
 #[cfg(test)]
 mod doc_examples;
+
+#[cfg(test)]
+mod typescript;

@@ -3,6 +3,7 @@
 // before sending (ValidationError, code `bad_request` like the server's), or a
 // condition of the connection (`disconnected`, `queue_full`, ...).
 import type { ErrorCode, ErrorMessage, MessageId } from "./protocol.js";
+import { RETRYABLE_CODES } from "./protocol.gen.js";
 
 /** Codes the client gives itself, beside the server's `ErrorCode`s. */
 export type ClientErrorCode =
@@ -12,8 +13,8 @@ export type ClientErrorCode =
   | "unauthorized" // close 1008 and no new token could be had
   | "http"; // an HTTP answer that was not the API's JSON error
 
-// mirrors ErrorCode::retryable (server.rs)
-const RETRYABLE = ["rate_limited", "internal", "agent_offline", "queue_full"];
+// the server's (ErrorCode::retryable, generated) and the client's own
+const RETRYABLE: readonly string[] = [...RETRYABLE_CODES, "queue_full"];
 
 export class SwitchboardError extends Error {
   readonly code: ErrorCode | ClientErrorCode | (string & {});

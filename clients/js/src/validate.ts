@@ -3,7 +3,8 @@
 // Messages mirror `TopicError` (topic.rs) and `check_event` (server hub).
 import { ValidationError } from "./errors.js";
 
-export const MAX_TOPIC_LEN = 128;
+import { MAX_TOPIC_LEN } from "./protocol.gen.js";
+export { MAX_TOPIC_LEN };
 export const MAX_EVENT_LEN = 128;
 /** The server's default `max_message_bytes`, until its `hello` says otherwise. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 65536;
