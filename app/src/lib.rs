@@ -81,6 +81,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::dashboard::Dashboard/>
                     <Route path=path!("/workflows/:id") view=pages::workflow::Workflow/>
                     <Route path=path!("/agents") view=pages::agents::Agents/>
+                    <Route path=path!("/topics") view=pages::topics::Topics/>
+                    <Route path=path!("/topics/:name") view=pages::topic::Topic/>
                 </Routes>
             </main>
         </Router>

@@ -149,6 +149,45 @@ async fn http_publish_errors_have_codes() {
     server.stop().await;
 }
 
+/// `GET /api/v1/topics`: every topic held now, by name, with where its stream stands
+/// and who listens; a prefix narrows it, a limit cuts it (with the whole count).
+#[tokio::test]
+async fn topics_are_listed_with_seq_subscribers_and_last_event() {
+    let server = start_server().await;
+    let mut c = server.client().await;
+    c.request(json!({"type":"subscribe","topic":"session:b"}), "s").await;
+    for _ in 0..3 {
+        http_publish(&server, "session:b", "tick", json!({})).await;
+    }
+    http_publish(&server, "session:a", "tick", json!({})).await;
+    http_publish(&server, "user:z", "tick", json!({})).await;
+    let list = |q: &'static str| {
+        let url = server.http_url(&format!("/api/v1/topics{q}"));
+        async move { http().get(url).send().await.unwrap() }
+    };
+    let all: Value = list("?prefix=session:").await.json().await.unwrap();
+    assert_eq!(all["total"], 2);
+    let topics = all["topics"].as_array().unwrap();
+    assert_eq!(topics.iter().map(|t| t["name"].as_str().unwrap()).collect::<Vec<_>>(), ["session:a", "session:b"]);
+    let b = &topics[1];
+    assert_eq!((b["seq"].as_u64(), b["subscribers"].as_u64(), b["durable"].as_bool()), (Some(3), Some(1), Some(false)));
+    assert!(b["last_event_ts"].as_i64().is_some_and(|ts| ts > 1_600_000_000_000), "{b}");
+    assert!(b["epoch"].as_str().is_some_and(|e| !e.is_empty()));
+    let everything: Value = list("").await.json().await.unwrap();
+    assert!(everything["total"].as_u64().unwrap() >= 3, "{everything}");
+    let cut: Value = list("?limit=1&prefix=session:").await.json().await.unwrap();
+    assert_eq!((cut["total"].as_u64(), cut["topics"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    for bad in ["?limit=-1", "?lmit=3"] {
+        let resp = list(bad).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "bad_request", "{bad}");
+    }
+    let long = format!("/api/v1/topics?prefix={}", "a".repeat(129));
+    let resp = http().get(server.http_url(&long)).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn history_returns_the_exact_event_messages() {
     let server = start_server().await;

@@ -105,3 +105,28 @@ pub fn download_text(filename: &str, text: &str) {
     #[cfg(not(feature = "hydrate"))]
     let _ = (filename, text);
 }
+
+/// The page's origin (`http://host:port`), as a command run elsewhere must address it.
+pub fn origin() -> String {
+    #[cfg(feature = "hydrate")]
+    return web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default();
+    #[cfg(not(feature = "hydrate"))]
+    String::new()
+}
+
+/// Puts `text` on the clipboard; `done` hears whether the browser allowed it.
+pub fn copy_text(text: &str, done: impl FnOnce(bool) + 'static) {
+    #[cfg(feature = "hydrate")]
+    {
+        let Some(window) = web_sys::window() else { return done(false) };
+        let promise = window.navigator().clipboard().write_text(text);
+        leptos::task::spawn_local(async move {
+            done(wasm_bindgen_futures::JsFuture::from(promise).await.is_ok());
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = text;
+        done(false)
+    }
+}

@@ -14,6 +14,7 @@ pub fn Header() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/" exact=true>"Dashboard"</A>
                     <A href="/agents">"Agents"</A>
+                    <A href="/topics">"Topics"</A>
                 </nav>
             </div>
             <MetricsBar/>

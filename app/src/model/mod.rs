@@ -7,4 +7,5 @@ pub mod machines;
 pub mod number;
 pub mod runs;
 pub mod terminal;
+pub mod topics;
 pub mod workflow;

@@ -36,6 +36,7 @@ pub fn v1(state: &AppState) -> Router<AppState> {
     let rest = Router::new()
         .route("/publish", post(topics::publish))
         .route("/tokens", post(tokens::mint))
+        .route("/topics", get(topics::list))
         .route("/topics/{topic}/history", get(topics::history))
         .route("/stats", get(status::stats))
         .route("/session", get(session::session))

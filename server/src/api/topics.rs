@@ -1,4 +1,4 @@
-//! `POST /api/v1/publish` and `GET /api/v1/topics/{topic}/history`.
+//! `POST /api/v1/publish`, `GET /api/v1/topics` and `GET /api/v1/topics/{topic}/history`.
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::auth::Principal;
@@ -76,4 +76,29 @@ pub async fn history(
     body.push_str(&serde_json::Value::String(page.epoch).to_string());
     body.push('}');
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
+}
+
+pub const TOPICS_DEFAULT_LIMIT: usize = 200;
+pub const TOPICS_MAX_LIMIT: usize = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsQuery {
+    #[serde(default)]
+    prefix: String,
+    limit: Option<usize>,
+}
+
+/// The topics held now that the caller may subscribe to (`TopicList`).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiQuery(q): ApiQuery<TopicsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    if q.prefix.len() > app::protocol::MAX_TOPIC_LEN {
+        return Err(ApiError::new(app::protocol::ErrorCode::BadRequest, format!("prefix is {} bytes; at most {}", q.prefix.len(), app::protocol::MAX_TOPIC_LEN)));
+    }
+    let limit = q.limit.unwrap_or(TOPICS_DEFAULT_LIMIT).min(TOPICS_MAX_LIMIT);
+    let (topics, total) = state.hub.list_topics(&q.prefix, limit, |name| who.may_subscribe(name));
+    Ok(Json(app::protocol::TopicList { topics, total: total as u64 }))
 }

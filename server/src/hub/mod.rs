@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod connection;
 pub mod counters;
+pub mod directory;
 mod dispatch;
 pub mod event;
 pub mod fanout;
@@ -153,6 +154,8 @@ pub struct TopicHandle {
     pub log: Arc<dyn LogTopic>,
     pub fanout: FanoutTopic,
     pub durable: bool,
+    /// When its last event was published here (ms; 0 before the first since it opened).
+    pub last_event_ts: std::sync::atomic::AtomicI64,
 }
 
 struct Inner {
@@ -246,7 +249,13 @@ impl Hub {
             None => self.inner.memory.open(name).await?,
         };
         let fanout = FanoutTopic::new(log.last_seq(), self.inner.config.outbound_queue);
-        let handle = Arc::new(TopicHandle { name: Arc::from(name), log, fanout, durable: durable.is_some() });
+        let handle = Arc::new(TopicHandle {
+            name: Arc::from(name),
+            log,
+            fanout,
+            durable: durable.is_some(),
+            last_event_ts: Default::default(),
+        });
         self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(handle.name.clone(), handle.clone());
         Ok(handle)
     }
@@ -272,7 +281,9 @@ impl Hub {
     async fn publish_draft(&self, topic: &str, draft: Draft<'_>) -> Result<u64, HubError> {
         check_event(draft.event)?;
         let t = self.topic(topic).await?;
+        let ts = draft.ts;
         let seq = t.log.append(draft, &t.fanout).await?;
+        t.last_event_ts.fetch_max(ts, std::sync::atomic::Ordering::Relaxed);
         let counters = &self.inner.counters;
         counters.events_published.inc();
         let overflowed = t.fanout.take_overflowed();

@@ -103,3 +103,23 @@ async fn a_session_token_is_no_bearer_token_and_nbf_is_honoured() {
     assert_eq!(get(&server, "/api/v1/workflows", Some(&minted(Some("access"), None))).await.0, 200);
     server.stop().await;
 }
+
+/// The topic list names only the topics a token may subscribe to, and needs a token.
+#[tokio::test]
+async fn the_topic_list_shows_a_token_only_its_own_topics() {
+    let server = start_secure_server_with(|_| {}).await;
+    let admin = token("admin", &["*"], &["*"], true);
+    for topic in ["session:mine", "session:theirs", "user:mine"] {
+        let (status, _) = post(&server, "/api/v1/publish", &admin, json!({"topic": topic, "event": "e", "data": {}})).await;
+        assert_eq!(status, 200);
+    }
+    let narrow = token_rights("mine", &["session:mine", "user:mine"], Rights::NONE);
+    let (status, list) = get(&server, "/api/v1/topics", Some(&narrow)).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list["topics"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["session:mine", "user:mine"], "{list}");
+    assert_eq!(list["total"], 2, "the count is of what it may see too");
+    let (status, _) = get(&server, "/api/v1/topics", None).await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}
