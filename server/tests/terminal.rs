@@ -1,9 +1,12 @@
 //! The terminal's clients against the real binary: `switchboard publish` (an event a
 //! subscriber then reads; bad JSON and a bad topic named, nothing sent) and `switchboard
 //! watch` (a run's coloured terminal on stdout, its stages on stderr, the exit status
-//! the run's).
+//! the run's), across a cut connection and a server killed and started again.
 
 mod common;
+#[path = "agents/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
 
 use common::http;
 use serde_json::{json, Value};
@@ -108,4 +111,99 @@ async fn run_makes_a_command_an_external_run_with_its_exit_code() {
     assert_eq!(status.code(), Some(130));
     let snap: Value = http().get(format!("http://{}/api/v1/workflows/cancelled-cli", b.addr)).send().await.unwrap().json().await.unwrap();
     assert_eq!(snap["state"], "cancelled", "{snap}");
+}
+
+/// `watch` as a child process through `proxy`, its stdout gathered as it comes.
+fn watch_through(proxy: &proxy::Proxy, run: &str) -> (std::process::Child, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["watch", run])
+        .env("SWITCHBOARD_SERVER", proxy.base())
+        .env_remove("SWITCHBOARD_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run switchboard watch");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = seen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, seen)
+}
+
+async fn wait_printed(seen: &std::sync::Mutex<String>, needle: &str) {
+    for _ in 0..400 {
+        if seen.lock().unwrap().contains(needle) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("watch never printed {needle:?}: {}", seen.lock().unwrap());
+}
+
+/// What the run's durable log holds as terminal output, in order.
+async fn logged_output(addr: &str, id: &str) -> String {
+    let url = format!("http://{addr}/api/v1/topics/workflow:{id}/history?since=0&limit=1000");
+    let page: Value = http().get(url).send().await.unwrap().json().await.unwrap();
+    let events = page["events"].as_array().unwrap();
+    events.iter().filter(|e| e["event"] == "terminal_output").map(|e| e["data"]["output"].as_str().unwrap().to_owned()).collect()
+}
+
+/// `watch` dials again after its connection is cut and after the server is SIGKILLed and
+/// started again (on another port, behind the same address): every line the run's log
+/// holds is printed once, in order, and the exit status is the run's.
+#[tokio::test]
+async fn watch_resumes_across_a_cut_connection_and_a_server_restart() {
+    let data = common::tempdir::TempDir::new();
+    let proxy = proxy::Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    let host = proxy.addr.to_string();
+    let args = ["--allowed-hosts", host.as_str()];
+    let start = |addr: String, name: &'static str, lines: u32| async move {
+        let run = format!("for i in $(seq 1 {lines}); do echo \"{name} $i\"; sleep 0.05; done");
+        let body = json!({"pipeline":{"name":name,"stages":[{"id":"s","run":run}]}});
+        let resp = http().post(format!("http://{addr}/api/v1/workflows")).json(&body).send().await.unwrap();
+        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    };
+
+    // a cut connection, and dials refused for a while: the run completes, lines once
+    let b = common::start_binary(data.path(), &args);
+    proxy.point_at(b.addr.parse().unwrap());
+    let id = start(b.addr.clone(), "cut", 60).await;
+    let (mut child, seen) = watch_through(&proxy, &id);
+    wait_printed(&seen, "cut 10\n").await;
+    proxy.refuse(true);
+    proxy.cut();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    proxy.refuse(false);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success());
+    let expected: String = (1..=60).map(|i| format!("cut {i}\n")).collect();
+    assert_eq!(*seen.lock().unwrap(), expected);
+
+    // the server SIGKILLed mid-run and started again: the run ends failed (its stage was
+    // running) and watch exits 1; it printed every line the log kept, once, in order (and
+    // perhaps the few the crash lost from the log after it had sent them)
+    let id = start(b.addr.clone(), "killed", 400).await;
+    let (mut child, seen) = watch_through(&proxy, &id);
+    wait_printed(&seen, "killed 10\n").await;
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let again = common::start_binary(data.path(), &args);
+    proxy.point_at(again.addr.parse().unwrap());
+    proxy.cut();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert_eq!(status.code(), Some(1), "the run failed: server restarted");
+    let kept = logged_output(&again.addr, &id).await;
+    assert!(kept.contains("killed 10\n"), "{kept}");
+    let printed = seen.lock().unwrap().clone();
+    let lines = printed.lines().count();
+    let expected: String = (1..=lines).map(|i| format!("killed {i}\n")).collect();
+    assert_eq!(printed, expected, "no line twice, none missing");
+    assert!(printed.starts_with(&kept), "every kept line: {kept}");
 }

@@ -3,6 +3,9 @@
 //! completed). A dropped connection is dialled again with backoff and the topic resumed
 //! from the last seq printed, so no line is printed twice or missed; when the server
 //! cannot resume (`recovered: false`), the missing events are read from its history.
+//! A server that crashed may have lost the last events it had sent (their seqs then name
+//! other events in its new epoch): the recent events printed are remembered, compared
+//! with what the server kept, and from the first that differs its own are printed.
 
 use super::{server_error, ClientError, ServerArgs};
 use futures::{SinkExt, StreamExt};
@@ -23,12 +26,26 @@ pub struct WatchArgs {
 /// How the run ended: its state.
 pub struct Ended(pub String);
 
+/// Events remembered to find where a crashed server's log parts from what was printed.
+const REMEMBERED: usize = 1_000;
+
 struct Follower {
     base: String,
     token: Option<String>,
     topic: String,
     last_seq: u64,
     epoch: Option<String>,
+    /// (seq, fingerprint) of the last events printed, oldest first.
+    recent: std::collections::VecDeque<(u64, u64)>,
+}
+
+/// What tells two events apart: their name and data.
+fn fingerprint(ev: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ev["event"].to_string().hash(&mut h);
+    ev["data"].to_string().hash(&mut h);
+    h.finish()
 }
 
 impl Follower {
@@ -39,6 +56,10 @@ impl Follower {
             return None; // seen already
         }
         self.last_seq = seq;
+        if self.recent.len() == REMEMBERED {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, fingerprint(ev)));
         let data = ev["data"].clone();
         let name = ev["event"].as_str().unwrap_or("");
         match name {
@@ -77,20 +98,41 @@ impl Follower {
         None
     }
 
+    /// After the topic's history started over: where the server's log first differs
+    /// from what was printed, forget what was printed from there (said on stderr), so
+    /// that the server's own events there are printed.
+    async fn reconcile(&mut self) -> Result<(), ClientError> {
+        let Some(&(first, _)) = self.recent.front() else { return Ok(()) };
+        let page = self.history(first - 1).await?;
+        let kept = page["events"].as_array().cloned().unwrap_or_default();
+        let mut kept = kept.iter().map(|e| (e["seq"].as_u64().unwrap_or(0), fingerprint(e)));
+        let parted = self.recent.iter().find(|&&mine| kept.next() != Some(mine)).map(|&(seq, _)| seq);
+        if let Some(seq) = parted {
+            eprintln!("(the server restarted and lost what was shown from event {seq} on: what follows is what it kept)");
+            self.last_seq = seq - 1;
+            self.recent.retain(|&(s, _)| s < seq);
+        }
+        Ok(())
+    }
+
+    /// A page of the topic's history after `since`.
+    async fn history(&self, since: u64) -> Result<Value, ClientError> {
+        let url = format!("{}/api/v1/topics/{}/history?since={since}&limit=1000", self.base, self.topic);
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(server_error(resp).await);
+        }
+        resp.json().await.map_err(|e| ClientError::Unreachable(e.to_string()))
+    }
+
     /// Events after `last_seq` up to `to`, from the run's history (after a restart).
     async fn catch_up(&mut self, to: u64) -> Result<Option<String>, ClientError> {
-        let http = reqwest::Client::new();
         while self.last_seq < to {
-            let url = format!("{}/api/v1/topics/{}/history?since={}&limit=1000", self.base, self.topic, self.last_seq);
-            let mut req = http.get(url);
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
-            let resp = req.send().await.map_err(|e| ClientError::Unreachable(e.to_string()))?;
-            if !resp.status().is_success() {
-                return Err(server_error(resp).await);
-            }
-            let page: Value = resp.json().await.map_err(|e| ClientError::Unreachable(e.to_string()))?;
+            let page = self.history(self.last_seq).await?;
             let events = page["events"].as_array().cloned().unwrap_or_default();
             if events.is_empty() {
                 break;
@@ -124,7 +166,12 @@ impl Follower {
             let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
             match v["type"].as_str().unwrap_or("") {
                 "subscribed" => {
-                    self.epoch = v["epoch"].as_str().map(str::to_owned);
+                    let epoch = v["epoch"].as_str().map(str::to_owned);
+                    let started_over = self.epoch.is_some() && self.epoch != epoch;
+                    self.epoch = epoch;
+                    if started_over {
+                        self.reconcile().await?;
+                    }
                     if v["recovered"] == false {
                         if let Some(end) = self.catch_up(v["seq"].as_u64().unwrap_or(0)).await? {
                             return Ok(Some(end));
@@ -154,7 +201,14 @@ impl Follower {
 pub async fn run(args: &WatchArgs) -> Result<Ended, ClientError> {
     let topic = format!("workflow:{}", args.run);
     app::protocol::validate_topic(&topic).map_err(|e| ClientError::Input(format!("run {:?}: {e}", args.run)))?;
-    let mut f = Follower { base: args.server.base()?, token: args.server.token()?, topic, last_seq: 0, epoch: None };
+    let mut f = Follower {
+        base: args.server.base()?,
+        token: args.server.token()?,
+        topic,
+        last_seq: 0,
+        epoch: None,
+        recent: std::collections::VecDeque::with_capacity(REMEMBERED),
+    };
     let mut attempt = 0u32;
     loop {
         if let Some(state) = f.session().await? {
