@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests, the TypeScript and Python
 # clients' own tests, then the Playwright suite in Debian's Chromium against the real
-# server. Installs what is missing first.
+# server (and the examples/ apps). Installs what is missing first.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +35,15 @@ SWITCHBOARD_BIN="$root/target/debug/switchboard" clients/js/test.sh
 
 step "the Python client's tests (pytest, against the server binary)"
 SWITCHBOARD_BIN="$root/target/debug/switchboard" clients/python/test.sh
+
+step "the examples' dependencies (FastAPI backend, React page), for the Playwright suite"
+# examples/fastapi-app/.venv: FastAPI, uvicorn and clients/python (only when changed)
+examples/fastapi-app/run.sh --install
+# the page links the TypeScript client built above (clients/js/dist); type-checked
+# here, built by the spec itself (end2end/tests/support/examples.ts)
+(cd examples/react-app \
+  && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } \
+  && npx tsc --noEmit -p tsconfig.json)
 
 step "end-to-end tests (Playwright, Chromium)"
 (cd end2end && npx playwright test)

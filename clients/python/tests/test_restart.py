@@ -8,6 +8,8 @@
 - SIGKILL (a crash): run topics come back with a new epoch (their tail may not have
   reached the disk), so the subscription calls its `on_reset` hook, which reloads
   the run and says from which seq to go on.
+- A server away for longer than the HTTP retries while an external run waits at its
+  gate: the executor still takes the next stage once it is confirmed.
 """
 
 from __future__ import annotations
@@ -126,3 +128,31 @@ async def test_after_a_crash_a_run_topic_is_reloaded_through_the_hook(own_server
     # after the reload: only events above the snapshot's seq, gapless, to the end
     assert [e.seq for e in after] == list(range(snap["seq"] + 1, snap["seq"] + 1 + len(after)))
     assert after[-1].data["state"] == "completed"
+
+
+async def test_a_run_waiting_at_its_gate_outlives_a_server_away_longer_than_the_retries(own_server, uid, fast):
+    # wait_confirmed also polls the run's state over HTTP; with the server down for
+    # longer than those retries (none here) it must go on waiting: what ends the wait
+    # is the assign, over the agent connection, which dials again by itself
+    srv = own_server
+    run_id = f"away-{uid}"
+    port = srv.port
+    async with AsyncClient(srv.url, srv.tokens["backend"], ws_backoff=fast, retries=0) as exe, AsyncClient(
+        srv.url, srv.tokens["operator"]
+    ) as op:
+        stages = [Stage("a", confirm=True), Stage("b")]
+        async with exe.external_run(run_id, executor="backend", stages=stages, poll_interval=0.1) as run:
+            async with run.stage("a") as st:
+                await st.log("before")
+            waiting = asyncio.ensure_future(run.wait_confirmed())
+            await wait_state(op, run_id, "waiting_confirmation")
+            await asyncio.sleep(0.5)  # the writer stores a few ms behind the publish
+            await asyncio.to_thread(srv.stop, signal.SIGKILL)
+            await asyncio.sleep(1.0)  # away: about ten polls fail meanwhile
+            assert not waiting.done(), waiting.exception()
+            await asyncio.to_thread(srv.start, port)
+            await op.confirm(run_id)
+            assert await asyncio.wait_for(waiting, 20) == "running"
+            async with run.stage("b") as st:
+                await st.log("after")
+        await wait_state(op, run_id, "completed")

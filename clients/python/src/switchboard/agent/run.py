@@ -90,7 +90,11 @@ class ExternalRun:
         return self.snapshot
 
     async def _poll(self) -> Optional[str]:
-        """The run's state now, or None when this token may not read the run."""
+        """The run's state now, or None when this token may not read the run, or when
+        the server cannot answer now (down, restarting, overloaded: a transient error,
+        once the HTTP retries are spent). The waits go on then: what ends them is an
+        assign, over the agent connection, which dials again by itself; a run left at
+        its gate while the server was away is still confirmed afterwards."""
         if not self._can_poll:
             return None
         try:
@@ -98,6 +102,11 @@ class ExternalRun:
         except errors.Forbidden:
             log.warning("run %r: this token may not read the run (sub_topics); not watching its state", self.id)
             self._can_poll = False
+            return None
+        except errors.SwitchboardError as e:
+            if not e.retryable:
+                raise
+            log.warning("run %r: cannot read its state now, still waiting: %s", self.id, e)
             return None
 
     async def wait_assigned(self, stage: Optional[str] = None) -> StageState:
