@@ -82,7 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/workflows/:id") view=pages::workflow::Workflow/>
                     <Route path=path!("/agents") view=pages::agents::Agents/>
                     <Route path=path!("/topics") view=pages::topics::Topics/>
-                    <Route path=path!("/topics/:name") view=pages::topic::Topic/>
+                    <Route path=path!("/topics/:name") view=pages::topic::topic/>
                 </Routes>
             </main>
         </Router>

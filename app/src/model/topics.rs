@@ -4,7 +4,7 @@
 //! `curl` that republishes an event. Plain Rust, tested on the host.
 
 use crate::protocol::{is_server_owned, EventMessage, TopicInfo};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Events a feed keeps; older ones leave the page (they stay in the topic's history).
 pub const FEED_MAX: usize = 1_000;
@@ -12,32 +12,37 @@ pub const FEED_MAX: usize = 1_000;
 pub const FEED_PAGE: u64 = 50;
 
 /// Events per second of each topic, from where its seq stood at the previous poll.
+/// Vectors in the list's order (by name) rather than maps: the page's bundle pays for
+/// every collection type it uses.
 #[derive(Debug, Default, Clone)]
 pub struct TopicRates {
-    last: HashMap<String, (u64, String, f64)>,
-    rates: HashMap<String, f64>,
+    /// (name, seq, epoch) at the last poll, by name.
+    last: Vec<(String, u64, String)>,
+    last_at: f64,
+    /// (name, events per second), by name.
+    rates: Vec<(String, f64)>,
 }
 
 impl TopicRates {
-    /// A poll at `at_ms` saw `topics`; rates are the seq advance since the last poll
-    /// over the time between (none until a topic was seen twice in one epoch).
+    /// A poll at `at_ms` saw `topics` (sorted by name, as the server lists them); rates
+    /// are the seq advance since the last poll over the time between (none until a
+    /// topic was seen twice in one epoch).
     pub fn observe(&mut self, topics: &[TopicInfo], at_ms: f64) {
-        let mut last = HashMap::with_capacity(topics.len());
+        let dt = (at_ms - self.last_at) / 1_000.0;
         self.rates.clear();
         for t in topics {
-            if let Some((seq, epoch, then)) = self.last.get(&t.name) {
-                let dt = (at_ms - then) / 1_000.0;
-                if *epoch == t.epoch && t.seq >= *seq && dt > 0.0 {
-                    self.rates.insert(t.name.clone(), (t.seq - seq) as f64 / dt);
-                }
+            let Ok(i) = self.last.binary_search_by(|(name, ..)| name.as_str().cmp(&t.name)) else { continue };
+            let (_, seq, epoch) = &self.last[i];
+            if *epoch == t.epoch && t.seq >= *seq && dt > 0.0 {
+                self.rates.push((t.name.clone(), (t.seq - seq) as f64 / dt));
             }
-            last.insert(t.name.clone(), (t.seq, t.epoch.clone(), at_ms));
         }
-        self.last = last;
+        self.last = topics.iter().map(|t| (t.name.clone(), t.seq, t.epoch.clone())).collect();
+        self.last_at = at_ms;
     }
 
     pub fn rate(&self, topic: &str) -> Option<f64> {
-        self.rates.get(topic).copied()
+        self.rates.binary_search_by(|(name, _)| name.as_str().cmp(topic)).ok().map(|i| self.rates[i].1)
     }
 }
 
@@ -160,12 +165,63 @@ impl TopicFeed {
     }
 }
 
-/// The event's data, indented (as published when it is not JSON, which cannot happen).
+/// The event's data indented two spaces a level, keys in the order it was published
+/// with. Only whitespace outside strings changes: the text is the JSON the server
+/// checked, so a small printer does, without parsing it into values (which costs the
+/// page's bundle more than this whole feature).
 pub fn pretty_json(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| raw.to_owned())
+    fn newline(out: &mut String, depth: usize) {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    }
+    let mut out = String::with_capacity(raw.len() * 2);
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    out.extend(chars.next()); // an empty one stays on its line
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A shell command that publishes the same event again, with the caller's token from
@@ -174,12 +230,8 @@ pub fn republish_curl(origin: &str, topic: &str, event: &FeedEvent) -> Option<St
     if is_server_owned(topic) {
         return None;
     }
-    let body = format!(
-        r#"{{"topic":{},"event":{},"data":{}}}"#,
-        serde_json::Value::from(topic),
-        serde_json::Value::from(event.event.as_str()),
-        event.data
-    );
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default(); // a str always serializes
+    let body = format!(r#"{{"topic":{},"event":{},"data":{}}}"#, json(topic), json(&event.event), event.data);
     Some(format!(
         "curl -sS -X POST {} -H \"Authorization: Bearer $SWITCHBOARD_TOKEN\" -H 'Content-Type: application/json' --data-binary {}",
         shell_quote(&format!("{origin}/api/v1/publish")),
@@ -287,8 +339,16 @@ mod tests {
     }
 
     #[test]
-    fn data_is_indented() {
-        assert_eq!(pretty_json(r#"{"a":[1,2]}"#), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+    fn data_is_indented_as_serde_json_would_but_in_its_own_key_order() {
+        for raw in [r#"{"a":[1,2]}"#, r#"{"z":{"y":[],"x":{}},"a":"s, [t]: {\"u\"}\\","n":null,"f":-1.5e3}"#, "[]", "7", r#""x""#] {
+            let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+            let printed = pretty_json(raw);
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&printed).unwrap(), value, "{printed}");
+            if !raw.starts_with(r#"{"z""#) {
+                assert_eq!(printed, serde_json::to_string_pretty(&value).unwrap());
+            }
+        }
+        assert_eq!(pretty_json(" { \"b\" : 1 ,\n \"a\" : [ ] } "), "{\n  \"b\": 1,\n  \"a\": []\n}");
     }
 
     #[test]

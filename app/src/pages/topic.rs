@@ -12,17 +12,15 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use std::rc::Rc;
 
-#[component]
-pub fn Topic() -> impl IntoView {
+/// The route's view (a plain function, as is `topic_page`: each component is one more
+/// erased view type in the bundle).
+pub fn topic() -> impl IntoView {
     let params = use_params_map();
     let name = Memo::new(move |_| params.read().get("name").unwrap_or_default());
     // another topic is another page: its own subscription and feed
     move || {
         let name = name.get();
-        match validate_topic(&name) {
-            Ok(()) => view! { <TopicPage name/> }.into_any(),
-            Err(e) => view! { <h1>"Topics"</h1><p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-        }
+        topic_page(name)
     }
 }
 
@@ -40,8 +38,7 @@ async fn latest(topic: &str) -> Result<HistoryPage, http::HttpError> {
     Ok(page)
 }
 
-#[component]
-fn TopicPage(name: String) -> impl IntoView {
+fn topic_page(name: String) -> impl IntoView {
     let feed = RwSignal::new(TopicFeed::default());
     let loaded = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
@@ -64,7 +61,10 @@ fn TopicPage(name: String) -> impl IntoView {
             }
         })
     });
-    use_connection().subscribe_synced(&name, load, move |ev| feed.update(|f| f.push(ev)));
+    match validate_topic(&name) {
+        Ok(()) => use_connection().subscribe_synced(&name, load, move |ev| feed.update(|f| f.push(ev))),
+        Err(e) => error.set(Some(e.to_string())),
+    }
     let older_topic = StoredValue::new(name.clone());
     let load_older = move |_| {
         let Some((since, limit)) = feed.with_untracked(TopicFeed::older_request) else { return };
@@ -115,19 +115,18 @@ fn TopicPage(name: String) -> impl IntoView {
         </div>
         <p class="muted" data-testid="feed-status" aria-live="polite">{status}</p>
         <p class="error" role="alert">{move || error.get()}</p>
-        <Show when=move || loaded.get() fallback=|| view! { <p class="muted">"Loading events…"</p> }>
-            <Show when=move || feed.with(TopicFeed::is_empty)>
-                <p class="muted" data-testid="no-events">"No events kept yet: new ones appear here as they are published."</p>
-            </Show>
-            <ol class="feed" data-testid="events">
-                <For each=shown key=|(r, e)| (*r, e.seq) let:((_, e))>
-                    {row_topic.with_value(|t| event_row(t, &e))}
-                </For>
-            </ol>
-            <Show when=move || feed.with(|f| f.older_request().is_some())>
-                <button class="more" data-testid="load-older" on:click=load_older>"Load older"</button>
-            </Show>
-        </Show>
+        <p class="muted" hidden=move || loaded.get() || error.with(Option::is_some)>"Loading events…"</p>
+        <p class="muted" data-testid="no-events" hidden=move || !loaded.get() || !feed.with(TopicFeed::is_empty)>
+            "No events kept yet: new ones appear here as they are published."
+        </p>
+        <ol class="feed" data-testid="events">
+            <For each=shown key=|(r, e)| (*r, e.seq) let:((_, e))>
+                {row_topic.with_value(|t| event_row(t, &e))}
+            </For>
+        </ol>
+        <button class="more" data-testid="load-older" hidden=move || feed.with(|f| f.older_request().is_none()) on:click=load_older>
+            "Load older"
+        </button>
     }
 }
 
@@ -151,9 +150,7 @@ fn event_row(topic: &str, e: &FeedEvent) -> impl IntoView {
             <span class="muted" aria-live="polite">
                 {move || copied.get().map(|ok| if ok { " copied" } else { " select it below to copy" })}
             </span>
-            <Show when=move || shown.get()>
-                <pre class="curl" data-testid="curl">{cmd.clone()}</pre>
-            </Show>
+            <pre class="curl" data-testid="curl" hidden=move || !shown.get()>{cmd}</pre>
         }
     });
     view! {

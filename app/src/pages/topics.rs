@@ -80,29 +80,28 @@ pub fn Topics() -> impl IntoView {
             </label>
         </div>
         <p class="error" role="alert">{move || error.get()}</p>
-        <Show when=move || shown.with(Option::is_some) fallback=|| view! { <p class="muted">"Loading topics…"</p> }>
-            <table class="topics panel" data-testid="topics">
-                <thead>
-                    <tr><th>"Topic"</th><th>"Last seq"</th><th>"Events/s"</th><th>"Subscribers"</th><th>"Last event"</th></tr>
-                </thead>
-                <tbody>
-                    <For each=move || shown.get().unwrap_or_default() key=|r| r.clone() let:r>
-                        <tr data-testid="topic" data-name=r.name.clone()>
-                            <td>
-                                <a href=format!("/topics/{}", r.name)>{r.name.clone()}</a>
-                                {r.durable.then(|| view! { " " <span class="badge" title="stored in the database">"durable"</span> })}
-                            </td>
-                            <td class="num" data-testid="topic-seq">{r.seq}</td>
-                            <td class="num" data-testid="topic-rate">{r.rate.clone()}</td>
-                            <td class="num" data-testid="topic-subscribers">{r.subscribers}</td>
-                            <td class="num">{r.last.clone()}</td>
-                        </tr>
-                    </For>
-                </tbody>
-            </table>
-            <Show when=move || shown.with(|s| s.as_ref().is_some_and(Vec::is_empty))>
-                <p class="muted" data-testid="no-topics">"No topic you may see is active now."</p>
-            </Show>
-        </Show>
+        <p class="muted" hidden=move || shown.with(Option::is_some)>"Loading topics…"</p>
+        <table class="topics panel" data-testid="topics" hidden=move || shown.with(Option::is_none)>
+            <thead>
+                <tr><th>"Topic"</th><th>"Last seq"</th><th>"Events/s"</th><th>"Subscribers"</th><th>"Last event"</th></tr>
+            </thead>
+            <tbody>
+                <For each=move || shown.get().unwrap_or_default() key=|r| r.clone() let:r>
+                    <tr data-testid="topic" data-name=r.name.clone()>
+                        <td>
+                            <a href=format!("/topics/{}", r.name)>{r.name.clone()}</a>
+                            {r.durable.then(|| view! { " " <span class="badge" title="stored in the database">"durable"</span> })}
+                        </td>
+                        <td class="num" data-testid="topic-seq">{r.seq}</td>
+                        <td class="num" data-testid="topic-rate">{r.rate.clone()}</td>
+                        <td class="num" data-testid="topic-subscribers">{r.subscribers}</td>
+                        <td class="num">{r.last.clone()}</td>
+                    </tr>
+                </For>
+            </tbody>
+        </table>
+        <p class="muted" data-testid="no-topics" hidden=move || !shown.with(|s| s.as_ref().is_some_and(Vec::is_empty))>
+            "No topic you may see is active now."
+        </p>
     }
 }

@@ -19,12 +19,39 @@ pub use topic::*;
 pub const PROTOCOL_VERSION: u8 = 1;
 
 /// The optional correlation id of a client message: a string or a number, echoed back.
+/// (Read by hand rather than as an untagged enum, whose buffering deserializer would
+/// cost the page's bundle more than the rest of this module.)
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum MessageId {
     Number(serde_json::Number),
     Text(String),
+}
+
+impl<'de> serde::Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Id;
+        impl serde::de::Visitor<'_> for Id {
+            type Value = MessageId;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<MessageId, E> {
+                Ok(MessageId::Number(n.into()))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<MessageId, E> {
+                Ok(MessageId::Number(n.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<MessageId, E> {
+                serde_json::Number::from_f64(n).map(MessageId::Number).ok_or_else(|| E::custom("not a finite number"))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<MessageId, E> {
+                Ok(MessageId::Text(s.to_owned()))
+            }
+        }
+        d.deserialize_any(Id)
+    }
 }
 
 impl From<&str> for MessageId {
