@@ -46,6 +46,7 @@ test('the topics page lists a producer topic live, with its seq, rate and subscr
   await watcher.close();
   await expect(row.getByTestId('topic-subscribers')).toHaveText('0');
 
+  await page.screenshot({ path: 'test-results/screenshots/topics.png' });
   await page.getByTestId('topic-filter').fill('user:');
   await expect(row).toHaveCount(0);
   await page.getByTestId('topic-filter').fill('demo');
@@ -85,6 +86,11 @@ test('a topic page shows events as they arrive, filters, pauses, loads older one
   await expect(page.getByTestId('load-older')).toBeHidden();
   const seqs = await events.evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
   expect(seqs).toEqual(Array.from({ length: 63 }, (_, i) => 63 - i));
+
+  await page.getByTestId('event-filter').fill('ai_complete');
+  await page.getByTestId('event').first().getByTestId('copy-curl').click();
+  await expect(page.getByTestId('curl')).toBeVisible();
+  await page.screenshot({ path: 'test-results/screenshots/topic.png', fullPage: true });
 });
 
 test('the copied curl publishes the event again', async ({ page }) => {
