@@ -8,4 +8,5 @@ cd "$root"
 scripts/bootstrap.sh run
 # wasm-opt from npm's binaryen (Debian's is too old: its output never hydrates)
 export PATH="$root/end2end/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-exec cargo leptos serve --release "$@"
+# --split: the agents and topic pages are loaded when first opened (lazy routes)
+exec cargo leptos serve --release --split "$@"

@@ -15,7 +15,9 @@ export PATH="$root/end2end/node_modules/.bin:${CARGO_HOME:-$HOME/.cargo}/bin:$PA
 step "build the site (server + WASM, debug)"
 # cargo-leptos appends `--cfg erase_components` to RUSTFLAGS itself in debug builds
 unset RUSTFLAGS
-cargo leptos build
+# --split: the lazy routes' code in chunks of its own (without it the page never
+# hydrates: docs/development.md)
+cargo leptos build --split
 
 step "Rust unit and integration tests"
 # Exactly the flags and LEPTOS_* variables cargo-leptos compiled with (leptos reads
@@ -44,6 +46,12 @@ examples/fastapi-app/run.sh --install
 (cd examples/react-app \
   && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } \
   && npx tsc --noEmit -p tsconfig.json)
+
+step "the release front end, split (what scripts/run.sh serves), for the Playwright suite"
+# the WASM in its release profile with the lazy routes split out: the suite then drives
+# what users get (the debug server binary serves it: the same file names)
+unset RUSTFLAGS
+cargo leptos build --release --split --frontend-only
 
 step "end-to-end tests (Playwright, Chromium)"
 (cd end2end && npx playwright test)

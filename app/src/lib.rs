@@ -14,7 +14,7 @@ pub mod protocol;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, Lazy};
 
 /// The page's Content-Security-Policy: scripts only from here or carrying this
 /// response's nonce (the hydration script), WebAssembly allowed to compile, no
@@ -80,9 +80,10 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <pages::not_found::NotFound/> }>
                     <Route path=path!("/") view=pages::dashboard::Dashboard/>
                     <Route path=path!("/workflows/:id") view=pages::workflow::Workflow/>
-                    <Route path=path!("/agents") view=pages::agents::Agents/>
-                    <Route path=path!("/topics") view=pages::topics::Topics/>
-                    <Route path=path!("/topics/:name") view=pages::topic::topic/>
+                    // loaded on first use in a split build (`cargo leptos build --release --split`)
+                    <Route path=path!("/agents") view={Lazy::<pages::agents::AgentsRoute>::new()}/>
+                    <Route path=path!("/topics") view={Lazy::<pages::topics::TopicsRoute>::new()}/>
+                    <Route path=path!("/topics/:name") view={Lazy::<pages::topic::TopicRoute>::new()}/>
                 </Routes>
             </main>
         </Router>

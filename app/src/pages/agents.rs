@@ -10,6 +10,21 @@ use leptos_meta::Title;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+/// The route: its code is loaded when the page is first opened (a split release build).
+pub struct AgentsRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for AgentsRoute {
+    fn data() -> Self {
+        AgentsRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <Agents/> }.into_any()
+    }
+}
+
 #[component]
 pub fn Agents() -> impl IntoView {
     let live = use_live();

@@ -12,6 +12,21 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use std::rc::Rc;
 
+/// The route: its code is loaded when the page is first opened (a split release build).
+pub struct TopicRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for TopicRoute {
+    fn data() -> Self {
+        TopicRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        topic().into_any()
+    }
+}
+
 /// The route's view (a plain function, as is `topic_page`: each component is one more
 /// erased view type in the bundle).
 pub fn topic() -> impl IntoView {

@@ -38,6 +38,21 @@ fn rows(list: &TopicList, rates: &TopicRates, filter: &str) -> Vec<Row> {
         .collect()
 }
 
+/// The route: its code is loaded when the page is first opened (a split release build).
+pub struct TopicsRoute;
+
+#[leptos_router::lazy_route]
+impl leptos_router::LazyRoute for TopicsRoute {
+    fn data() -> Self {
+        TopicsRoute
+    }
+
+    fn view(this: Self) -> AnyView {
+        let _ = this;
+        view! { <Topics/> }.into_any()
+    }
+}
+
 #[component]
 pub fn Topics() -> impl IntoView {
     let live = use_live();
