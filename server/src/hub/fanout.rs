@@ -138,6 +138,10 @@ impl FanoutTopic {
 }
 
 impl Deliver for FanoutTopic {
+    fn start_after(&self, seq: u64) {
+        self.lock().delivered = seq;
+    }
+
     fn deliver(&self, event: &Arc<StoredEvent>) {
         let now = Instant::now();
         let limit = self.buffer_limit;

@@ -152,7 +152,7 @@ pub struct HistoryPage {
 pub struct TopicHandle {
     pub name: Arc<str>,
     pub log: Arc<dyn LogTopic>,
-    pub fanout: FanoutTopic,
+    pub fanout: Arc<FanoutTopic>,
     pub durable: bool,
     /// When its last event was published here (ms; 0 before the first since it opened).
     pub last_event_ts: std::sync::atomic::AtomicI64,
@@ -248,7 +248,8 @@ impl Hub {
             Some(d) => d.open(name).await?,
             None => self.inner.memory.open(name).await?,
         };
-        let fanout = FanoutTopic::new(log.last_seq(), self.inner.config.outbound_queue);
+        let fanout = Arc::new(FanoutTopic::new(0, self.inner.config.outbound_queue));
+        log.attach(fanout.clone());
         let handle = Arc::new(TopicHandle {
             name: Arc::from(name),
             log,
@@ -282,7 +283,7 @@ impl Hub {
         check_event(draft.event)?;
         let t = self.topic(topic).await?;
         let ts = draft.ts;
-        let seq = t.log.append(draft, &t.fanout).await?;
+        let seq = t.log.append(draft, &*t.fanout).await?;
         t.last_event_ts.fetch_max(ts, std::sync::atomic::Ordering::Relaxed);
         let counters = &self.inner.counters;
         counters.events_published.inc();

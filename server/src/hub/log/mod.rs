@@ -22,6 +22,10 @@ use std::time::Instant;
 /// Where appended events go, in seq order per topic: the fan-out.
 pub trait Deliver: Send + Sync {
     fn deliver(&self, event: &Arc<StoredEvent>);
+
+    /// Where delivery starts: the next event handed over has seq `seq + 1` (at open,
+    /// and when a shared log's topic starts over).
+    fn start_after(&self, seq: u64);
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,6 +90,13 @@ pub trait LogTopic: Send + Sync {
     /// Assigns the next seq, keeps the event and hands it to `out`, in seq order with
     /// every other append to this topic. Never holds a lock across an await.
     fn append<'a>(&'a self, draft: Draft<'a>, out: &'a dyn Deliver) -> LogFuture<'a, u64>;
+
+    /// Connects the fan-out, once, before anything is published through the topic. A
+    /// local log hands events over from `append`; a shared one (Redis) keeps `out` and
+    /// hands over what every node published, as it arrives.
+    fn attach(&self, out: Arc<dyn Deliver>) {
+        out.start_after(self.last_seq());
+    }
 
     /// Up to `limit` events with seq in (`since`, `upto`], oldest first.
     fn read(&self, since: u64, upto: u64, limit: usize) -> LogFuture<'_, Range>;
