@@ -3,7 +3,7 @@
 # Idempotent: safe to run on every `run`/`test`. Why each step: docs/development.md.
 #   scripts/bootstrap.sh run     -> rust wasm target, wasm-bindgen-cli, cargo-leptos,
 #                                   npm packages of end2end/ (binaryen's wasm-opt)
-#   scripts/bootstrap.sh test    -> the above + Debian chromium
+#   scripts/bootstrap.sh test    -> the above + Debian chromium and redis-server
 set -euo pipefail
 
 CARGO_LEPTOS_VERSION=0.3.11
@@ -62,6 +62,16 @@ ensure_chromium() {
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 }
 
+# the cluster tests start their own redis-server (and PostgreSQL) on free ports
+ensure_services() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ ${#missing[@]} -eq 0 ]; then return; fi
+  say "installing Debian ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
 ensure_npm() {
   if [ -d "$root/end2end/node_modules/@playwright/test" ] && [ -d "$root/end2end/node_modules/binaryen" ]; then return; fi
   say "installing npm packages of end2end/"
@@ -75,5 +85,6 @@ ensure_cargo_leptos
 ensure_npm
 if [ "$what" = test ]; then
   ensure_chromium
+  ensure_services
 fi
 say "tools ready"

@@ -65,6 +65,8 @@ pub enum ServerError {
     Storage(#[from] storage::StorageError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Broker(#[from] hub::broker::BrokerError),
 }
 
 fn log_auth(auth: &auth::Auth, secret: Option<&auth::secret::Secret>, public_url: &str) {
@@ -120,7 +122,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (store, writer) = database.start_writer(limits, writer_stop.clone());
     let hub_config = HubConfig::from(&config);
     let durable = hub::log::durable::DurableLog::new(store.clone(), reader.clone(), hub_config.durable_window);
-    let hub = Hub::new(hub_config, Some(durable), shutdown.child_token());
+    let broker = match &config.broker.broker {
+        Some(url) => {
+            let settings = hub::broker::BrokerConfig { url: url.clone(), prefix: config.broker.broker_prefix.clone(), retention: hub_config.retention };
+            Some(hub::broker::Broker::connect(settings, shutdown.child_token()).await?)
+        }
+        None => None,
+    };
+    let hub = Hub::with_broker(hub_config, Some(durable), broker, shutdown.child_token());
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
     let engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));

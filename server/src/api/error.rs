@@ -78,7 +78,14 @@ impl IntoResponse for ApiError {
 
 impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
-        ApiError::new(e.code(), e.to_string())
+        let unavailable = matches!(e, HubError::Log(crate::hub::log::LogError::Unavailable(_)));
+        let mut error = ApiError::new(e.code(), e.to_string());
+        if unavailable {
+            // the broker is away: the same request may succeed in a moment
+            error.status = StatusCode::SERVICE_UNAVAILABLE;
+            error.retry_after_s = Some(1);
+        }
+        error
     }
 }
 

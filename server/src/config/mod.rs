@@ -2,6 +2,7 @@
 //! once at start-up. Every default is the protocol's (PROTOCOL.md section 6).
 
 mod agents;
+mod broker;
 mod auth;
 mod engine;
 mod http;
@@ -10,6 +11,7 @@ mod storage;
 
 pub use agents::AgentSettings;
 pub use auth::AuthSettings;
+pub use broker::BrokerSettings;
 pub use engine::{EngineSettings, STAGE_ENV_DENY_DEFAULT};
 pub use http::HttpSettings;
 pub use hub::HubSettings;
@@ -45,6 +47,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub hub: HubSettings,
+
+    #[command(flatten)]
+    pub broker: BrokerSettings,
 
     #[command(flatten)]
     pub engine: EngineSettings,

@@ -10,7 +10,7 @@
 
 use super::event::StoredEvent;
 use super::log::Deliver;
-use super::outbox::{Outbound, Outbox, PushError};
+use super::outbox::{CloseReason, Outbound, Outbox, PushError};
 use crate::auth::Principal;
 use axum::extract::ws::Utf8Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,6 +140,16 @@ impl FanoutTopic {
 impl Deliver for FanoutTopic {
     fn start_after(&self, seq: u64) {
         self.lock().delivered = seq;
+    }
+
+    fn drop_subscribers(&self, reason: CloseReason) {
+        let dropped = std::mem::take(&mut self.lock().subscribers);
+        for s in &dropped {
+            s.outbox.close(reason);
+        }
+        if reason.code() == 1013 {
+            self.overflowed.fetch_add(dropped.len(), Ordering::Relaxed);
+        }
     }
 
     fn deliver(&self, event: &Arc<StoredEvent>) {

@@ -4,6 +4,7 @@
 //! topics by name, publish, subscribe (live, or catching up from the log), history.
 //! Connections, their heartbeat and stats are `registry`'s (PROTOCOL.md sections 1-4, 6).
 
+pub mod broker;
 pub mod budget;
 pub mod connection;
 pub mod counters;
@@ -165,6 +166,8 @@ struct Inner {
     opening: tokio::sync::Mutex<()>,
     memory: MemoryLog,
     durable: Option<DurableLog>,
+    /// Where shared topics live when this node is one of a cluster (`--broker`).
+    broker: Option<broker::Broker>,
     connections: registry::Registry,
     counters: Counters,
     shutdown: CancellationToken,
@@ -187,11 +190,17 @@ pub fn now_ms() -> app::protocol::TimestampMs {
 impl Hub {
     /// A hub whose `workflow:*` topics are kept by `durable` (in memory only without).
     pub fn new(config: HubConfig, durable: Option<DurableLog>, shutdown: CancellationToken) -> Hub {
+        Hub::with_broker(config, durable, None, shutdown)
+    }
+
+    /// The same, its shared topics (all but the server-owned ones) on `broker`.
+    pub fn with_broker(config: HubConfig, durable: Option<DurableLog>, broker: Option<broker::Broker>, shutdown: CancellationToken) -> Hub {
         let budget = Arc::new(budget::MemoryBudget::new(config.history_memory_bytes));
         Hub {
             inner: Arc::new(Inner {
                 memory: MemoryLog::new(config.retention, config.metrics_retention, Some(budget.clone())),
                 durable,
+                broker,
                 topics: RwLock::new(HashMap::new()),
                 opening: tokio::sync::Mutex::new(()),
                 connections: registry::Registry::default(),
@@ -244,9 +253,10 @@ impl Hub {
             Some(d) if name.starts_with(DURABLE_PREFIX) => Some(d),
             _ => None,
         };
-        let log = match durable {
-            Some(d) => d.open(name).await?,
-            None => self.inner.memory.open(name).await?,
+        let log = match (durable, &self.inner.broker) {
+            (Some(d), _) => d.open(name).await?,
+            (None, Some(b)) if !app::protocol::is_server_owned(name) => b.open(name).await?,
+            _ => self.inner.memory.open(name).await?,
         };
         let fanout = Arc::new(FanoutTopic::new(0, self.inner.config.outbound_queue));
         log.attach(fanout.clone());

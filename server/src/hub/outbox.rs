@@ -33,6 +33,12 @@ pub enum CloseReason {
     TooBig,
     Internal,
     SlowConsumer,
+    /// A shared topic's history started over (its broker lost its data): 1012, so the
+    /// client resumes and learns `recovered: false`.
+    HistoryRestarted,
+    /// A shared topic's events were missed and are no longer kept: the slow-consumer
+    /// rule (1013), since nothing gapless can follow.
+    Unrepairable,
 }
 
 impl CloseReason {
@@ -43,7 +49,8 @@ impl CloseReason {
             CloseReason::Policy(_) => 1008,
             CloseReason::TooBig => 1009,
             CloseReason::Internal => 1011,
-            CloseReason::SlowConsumer => 1013,
+            CloseReason::HistoryRestarted => 1012,
+            CloseReason::SlowConsumer | CloseReason::Unrepairable => 1013,
         }
     }
 
@@ -57,6 +64,8 @@ impl CloseReason {
             CloseReason::TooBig => "message too big",
             CloseReason::Internal => "internal error",
             CloseReason::SlowConsumer => "slow consumer: outbound queue overflowed",
+            CloseReason::HistoryRestarted => "the topic's history started over: resume for the new epoch",
+            CloseReason::Unrepairable => "events missed and no longer kept: resume to reload",
         }
     }
 }

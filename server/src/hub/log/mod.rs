@@ -26,6 +26,10 @@ pub trait Deliver: Send + Sync {
     /// Where delivery starts: the next event handed over has seq `seq + 1` (at open,
     /// and when a shared log's topic starts over).
     fn start_after(&self, seq: u64);
+
+    /// Closes every subscriber's connection with `reason`: the log cannot keep the
+    /// promise of a gapless stream to them (PROTOCOL.md section 3).
+    fn drop_subscribers(&self, reason: crate::hub::outbox::CloseReason);
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +38,9 @@ pub enum LogError {
     Read(String),
     #[error("the server is shutting down")]
     Closed,
+    /// A shared log's service (the broker) cannot be reached now: retry later.
+    #[error("the broker cannot be reached now: {0}")]
+    Unavailable(String),
 }
 
 /// Events of a range, oldest first.
