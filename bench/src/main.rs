@@ -57,6 +57,10 @@ enum Command {
         /// Extra subscribers that never read.
         #[arg(long, default_value_t = 0)]
         stalled: usize,
+        /// Another node of the same cluster (repeat for more): subscribers are spread
+        /// over every node, publishes alternate between them.
+        #[arg(long)]
+        also: Vec<String>,
     },
     /// N idle connections: set-up rate and server memory per connection.
     Idle {
@@ -77,6 +81,9 @@ enum Command {
         missed: u64,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Another node of the same cluster: the subscriber resumes there.
+        #[arg(long)]
+        also: Vec<String>,
     },
     /// Every scenario against the hub and the baseline, started here, same run.
     Suite(suite::SuiteArgs),
@@ -98,27 +105,28 @@ enum Command {
     },
 }
 
-fn target(addr: String, pid: Option<u32>, baseline: bool) -> Target {
-    Target { name: if baseline { "baseline" } else { "switchboard" }.into(), addr, pid, full_protocol: !baseline }
+fn target(addr: String, pid: Option<u32>, baseline: bool, also: Vec<String>) -> Target {
+    let name = if !also.is_empty() { format!("switchboard x{}", also.len() + 1) } else if baseline { "baseline".into() } else { "switchboard".into() };
+    Target { name, addr, pid, full_protocol: !baseline, also }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     suite::raise_fd_limit();
     match Cli::parse().command {
-        Command::Fanout { addr, pid, baseline, subscribers, topics, rate, window, payload, duration, via, stalled } => {
+        Command::Fanout { addr, pid, baseline, subscribers, topics, rate, window, payload, duration, via, stalled, also } => {
             let pace = if rate == 0 { Pace::Window(window) } else { Pace::Rate(rate) };
             let spec =
                 FanoutSpec { subscribers, topics, pace, payload, duration: Duration::from_secs(duration), via, stalled };
-            let report = scenario::fanout(&target(addr, pid, baseline), &spec).await?;
+            let report = scenario::fanout(&target(addr, pid, baseline, also), &spec).await?;
             suite::print_reports(&[report]);
         }
         Command::Idle { addr, pid, baseline, connections } => {
-            let report = scenario::idle(&target(addr, pid, baseline), connections).await?;
+            let report = scenario::idle(&target(addr, pid, baseline, Vec::new()), connections).await?;
             suite::print_reports(&[report]);
         }
-        Command::Resume { addr, missed, rounds } => {
-            let report = scenario::resume(&target(addr, None, false), missed, rounds).await?;
+        Command::Resume { addr, missed, rounds, also } => {
+            let report = scenario::resume(&target(addr, None, false, also), missed, rounds).await?;
             suite::print_reports(&[report]);
         }
         Command::Suite(args) => suite::run(args).await?,

@@ -23,11 +23,25 @@ pub struct Target {
     pub pid: Option<u32>,
     /// The baseline has no topics, replies or resume: subscribe is skipped.
     pub full_protocol: bool,
+    /// Other nodes of the same cluster (`--broker`): subscribers are spread over all,
+    /// publishes alternate between them, and a resume happens on the last.
+    pub also: Vec<String>,
 }
 
 impl Target {
     fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    fn node(&self, i: usize) -> &str {
+        match i % (1 + self.also.len()) {
+            0 => &self.addr,
+            n => &self.also[n - 1],
+        }
+    }
+
+    fn ws_url_of(&self, i: usize) -> String {
+        format!("ws://{}/ws", self.node(i))
     }
 
     pub fn proc(&self) -> ProcSample {
@@ -78,12 +92,11 @@ async fn connect(url: &str) -> anyhow::Result<Ws> {
 /// topic (`bench.{i % topics}`) and waits for `subscribed` (with `topics` 0: reads
 /// `hello` only).
 pub async fn open_subscribers(target: &Target, n: usize, topics: usize, concurrency: usize) -> anyhow::Result<Vec<Ws>> {
-    let url = target.ws_url();
     let full = target.full_protocol;
     let (wait_for, subscribe) = if topics == 0 { (r#""type":"hello""#, false) } else { (r#""type":"subscribed""#, true) };
     let results: Vec<anyhow::Result<Ws>> = stream::iter(0..n)
         .map(|i| {
-            let url = url.clone();
+            let url = target.ws_url_of(i);
             async move {
                 let mut ws = connect(&url).await?;
                 if full {
@@ -157,11 +170,11 @@ enum Publisher {
 }
 
 impl Publisher {
-    async fn new(target: &Target, via: Via) -> anyhow::Result<Publisher> {
+    async fn new(addr: &str, via: Via) -> anyhow::Result<Publisher> {
         Ok(match via {
-            Via::Http => Publisher::Http(reqwest::Client::new(), format!("http://{}/api/v1/publish", target.addr)),
+            Via::Http => Publisher::Http(reqwest::Client::new(), format!("http://{addr}/api/v1/publish")),
             Via::Ws => {
-                let (sink, mut stream) = connect(&target.ws_url()).await?.split();
+                let (sink, mut stream) = connect(&format!("ws://{addr}/ws")).await?.split();
                 let errors = Arc::new(AtomicU64::new(0));
                 let counted = errors.clone();
                 tokio::spawn(async move {
@@ -229,7 +242,10 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read_events(ws, shared.clone()))).collect();
     // held open, never read: the server must close them (1013), not wait for them
     let _stalled = open_subscribers(target, spec.stalled, topics, 16).await?;
-    let mut publisher = Publisher::new(target, spec.via).await?;
+    let mut publishers = Vec::new();
+    for node in 0..=target.also.len() {
+        publishers.push(Publisher::new(target.node(node), spec.via).await?);
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = target.proc();
     let start = Instant::now();
@@ -252,7 +268,8 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
             }
         }
         let topic = format!("bench.{}", published % topics as u64);
-        publisher.publish(&topic, spec.payload).await?;
+        let n = publishers.len();
+        publishers[published as usize % n].publish(&topic, spec.payload).await?;
         published += 1;
     }
     let expected = published * per_topic;
@@ -263,7 +280,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let elapsed = start.elapsed();
     let after = target.proc();
     shared.stop.store(true, Ordering::Relaxed);
-    let publish_errors = publisher.errors();
+    let publish_errors: u64 = publishers.iter().map(Publisher::errors).sum();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for r in readers {
         hist.add(r.await?).ok();
@@ -314,7 +331,8 @@ pub async fn idle(target: &Target, n: usize) -> anyhow::Result<Report> {
 /// A subscriber misses `missed` events, comes back with `since`: time to have them all.
 pub async fn resume(target: &Target, missed: u64, rounds: usize) -> anyhow::Result<Report> {
     // HTTP publishes return once the event is in the topic's history: no sync needed
-    let mut publisher = Publisher::new(target, Via::Http).await?;
+    let mut publisher = Publisher::new(&target.addr, Via::Http).await?;
+    let resume_on = target.ws_url_of(target.also.len());
     let mut times = Vec::new();
     for round in 0..rounds {
         let topic = format!("resume.{round}");
@@ -332,7 +350,7 @@ pub async fn resume(target: &Target, missed: u64, rounds: usize) -> anyhow::Resu
         for _ in 0..missed {
             publisher.publish(&topic, 100).await?;
         }
-        let mut ws = connect(&target.ws_url()).await?;
+        let mut ws = connect(&resume_on).await?;
         let start = Instant::now();
         let sub = json!({"type":"subscribe","topic":topic,"since":seq,"epoch":epoch});
         ws.send(Message::text(sub.to_string())).await?;
