@@ -111,6 +111,23 @@ async fn three_nodes_share_a_topic_in_order_and_a_subscriber_resumes_on_another(
 }
 
 #[tokio::test]
+async fn what_one_node_acknowledged_the_others_serve_at_once() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "t4:").await, node(&redis, "t4:").await);
+    let (_on_b, sub) = subscribe(&b, "quick", None).await;
+    let epoch = sub["epoch"].as_str().unwrap().to_owned();
+    for i in 0..30 {
+        let seq = publish_ok(&a, "quick", i).await;
+        // B may not have had the event through pub/sub yet: it must still serve it
+        let page: Value = http().get(b.http_url(&format!("/api/v1/topics/quick/history?since={}", seq - 1))).send().await.unwrap().json().await.unwrap();
+        assert_eq!(page["seq"], seq, "{page}");
+        assert_eq!(page["events"][0]["seq"], seq, "{page}");
+        let (_c, resumed) = subscribe(&b, "quick", Some((seq, &epoch))).await;
+        assert_eq!(resumed["recovered"], true, "a seq acknowledged on A is not 'beyond the last seq' on B: {resumed}");
+    }
+}
+
+#[tokio::test]
 async fn a_killed_pubsub_connection_is_repaired_without_a_gap() {
     let redis = RedisServer::start();
     let (a, b) = (node(&redis, "t2:").await, node(&redis, "t2:").await);

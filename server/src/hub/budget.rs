@@ -4,7 +4,8 @@
 //! runs once per tenth of the budget published, not on every publish).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use super::TopicHandle;
+use std::sync::{Arc, Mutex};
 
 pub struct MemoryBudget {
     used: AtomicUsize,
@@ -41,5 +42,36 @@ impl MemoryBudget {
     /// Where eviction stops.
     pub fn target(&self) -> usize {
         self.limit / 10 * 9
+    }
+}
+
+impl super::Hub {
+    /// Evicts the oldest events of the non-durable topics, oldest first whatever their
+    /// topic, until their histories fit the budget again.
+    pub(super) fn evict_history(&self) {
+        use std::cmp::Reverse;
+        let budget = &self.inner.budget;
+        let Ok(_one_evictor) = budget.evicting.try_lock() else { return };
+        let topics: Vec<Arc<TopicHandle>> =
+            self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).values().filter(|t| t.log.is_budgeted()).cloned().collect();
+        let mut oldest: std::collections::BinaryHeap<Reverse<(std::time::Instant, usize)>> =
+            topics.iter().enumerate().filter_map(|(i, t)| t.log.oldest().map(|at| Reverse((at, i)))).collect();
+        let mut evicted = 0u64;
+        while budget.used() > budget.target() {
+            let Some(Reverse((_, i))) = oldest.pop() else { break };
+            if topics[i].log.evict_oldest() {
+                evicted += 1;
+            }
+            if let Some(at) = topics[i].log.oldest() {
+                oldest.push(Reverse((at, i)));
+            }
+        }
+        self.inner.counters.history_evictions.inc_by(evicted);
+        tracing::debug!(evicted, used = budget.used(), limit = budget.limit(), "history over its memory budget: oldest events evicted");
+    }
+
+    /// Bytes the non-durable histories hold now.
+    pub fn history_bytes(&self) -> usize {
+        self.inner.budget.used()
     }
 }

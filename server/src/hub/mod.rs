@@ -323,38 +323,10 @@ impl Hub {
         self.publish_draft(topic, draft).await
     }
 
-    /// Evicts the oldest events of the non-durable topics, oldest first whatever their
-    /// topic, until their histories fit the budget again.
-    fn evict_history(&self) {
-        use std::cmp::Reverse;
-        let budget = &self.inner.budget;
-        let Ok(_one_evictor) = budget.evicting.try_lock() else { return };
-        let topics: Vec<Arc<TopicHandle>> =
-            self.inner.topics.read().unwrap_or_else(|p| p.into_inner()).values().filter(|t| t.log.is_budgeted()).cloned().collect();
-        let mut oldest: std::collections::BinaryHeap<Reverse<(std::time::Instant, usize)>> =
-            topics.iter().enumerate().filter_map(|(i, t)| t.log.oldest().map(|at| Reverse((at, i)))).collect();
-        let mut evicted = 0u64;
-        while budget.used() > budget.target() {
-            let Some(Reverse((_, i))) = oldest.pop() else { break };
-            if topics[i].log.evict_oldest() {
-                evicted += 1;
-            }
-            if let Some(at) = topics[i].log.oldest() {
-                oldest.push(Reverse((at, i)));
-            }
-        }
-        self.inner.counters.history_evictions.inc_by(evicted);
-        tracing::debug!(evicted, used = budget.used(), limit = budget.limit(), "history over its memory budget: oldest events evicted");
-    }
-
-    /// Bytes the non-durable histories hold now.
-    pub fn history_bytes(&self) -> usize {
-        self.inner.budget.used()
-    }
-
     /// Up to `limit` retained events after `since`; an unknown topic has none and seq 0.
     pub async fn history(&self, topic: &str, since: u64, limit: usize) -> Result<HistoryPage, HubError> {
         let t = self.topic(topic).await?;
+        t.log.settle().await?;
         let seq = t.log.last_seq();
         let range = t.log.read(since, seq, limit).await?;
         Ok(HistoryPage { events: range.events, seq, epoch: t.log.epoch().to_string() })

@@ -39,6 +39,10 @@ impl Hub {
             }
         }
         let t = self.topic(topic).await?;
+        if since.is_some_and(|s| s > t.log.last_seq()) {
+            // perhaps seen on another node, not yet delivered here (several nodes)
+            t.log.settle().await?;
+        }
         let log_epoch = t.log.epoch();
         let subscribed = |seq: u64, recovered: bool, id: Option<MessageId>| {
             let msg = ServerMessage::Subscribed(Subscribed { topic: topic.to_owned(), seq, epoch: log_epoch.to_string(), recovered, id });

@@ -11,6 +11,9 @@ use crate::hub::log::{Deliver, LogError, LogFuture, LogTopic, Range};
 use crate::hub::outbox::CloseReason;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// The longest a subscribe or a history read waits for this node to catch up.
+const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
 struct State {
     /// Empty until the listener has read where the topic stands.
     epoch: Arc<str>,
@@ -157,6 +160,27 @@ impl LogTopic for RedisTopic {
     /// The event reaches this node's subscribers through pub/sub, as every node's do.
     fn append<'a>(&'a self, draft: Draft<'a>, _out: &'a dyn Deliver) -> LogFuture<'a, u64> {
         LogFuture::Pending(Box::pin(self.shared.publish(&self.name, draft)))
+    }
+
+    /// Another node's publish reaches this one a moment after its seq is taken: a
+    /// client that got seq N there and resumes here must find N here too.
+    fn settle(&self) -> LogFuture<'_, ()> {
+        LogFuture::Pending(Box::pin(async move {
+            let (seq, epoch) = self.shared.position(&self.name).await?;
+            let deadline = tokio::time::Instant::now() + SETTLE_AT_MOST;
+            loop {
+                {
+                    let st = self.lock();
+                    if *st.epoch != *epoch || st.delivered >= seq {
+                        return Ok(());
+                    }
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }))
     }
 
     fn read(&self, since: u64, upto: u64, limit: usize) -> LogFuture<'_, Range> {

@@ -105,6 +105,13 @@ pub trait LogTopic: Send + Sync {
         out.start_after(self.last_seq());
     }
 
+    /// Waits (briefly) until `last_seq` has caught up with everything published before
+    /// this call, on any node: a shared log delivers what other nodes publish a moment
+    /// later. Local logs are always caught up.
+    fn settle(&self) -> LogFuture<'_, ()> {
+        LogFuture::ready(Ok(()))
+    }
+
     /// Up to `limit` events with seq in (`since`, `upto`], oldest first.
     fn read(&self, since: u64, upto: u64, limit: usize) -> LogFuture<'_, Range>;
 
