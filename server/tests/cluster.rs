@@ -128,6 +128,42 @@ async fn what_one_node_acknowledged_the_others_serve_at_once() {
 }
 
 #[tokio::test]
+async fn a_producer_s_publishes_stay_in_order_while_many_are_in_flight() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "t5:").await, node(&redis, "t5:").await);
+    let (mut on_b, _) = subscribe(&b, "stream", None).await;
+    let mut producer = a.client().await;
+    // sent without waiting: the node keeps many in flight to Redis
+    for i in 0..500u64 {
+        let event = if i == 250 { "\u{7}bad" } else { "tick" };
+        producer.send_json(json!({"type": "publish", "id": format!("p{i}"), "topic": "stream", "event": event, "data": {"i": i}})).await;
+    }
+    producer.send_json(json!({"type": "ping", "id": "after"})).await;
+    let mut seq = 0;
+    for i in 0..500u64 {
+        let reply = producer.recv().await;
+        assert_eq!(reply["id"], format!("p{i}"), "replies in the order sent: {reply}");
+        if i == 250 {
+            assert_eq!(reply["type"], "error", "{reply}");
+            continue;
+        }
+        seq += 1;
+        assert_eq!(reply["result"]["seq"], seq, "seqs in the order sent: {reply}");
+    }
+    assert_eq!(producer.recv().await["id"], "after", "a later message waits for the publishes before it");
+    let mut next = 1;
+    while next <= 499 {
+        let v = on_b.recv().await;
+        if v["type"] == "event" {
+            let i = v["data"]["i"].as_u64().unwrap();
+            assert_eq!(v["seq"], next, "{v}");
+            assert_eq!(i, if next <= 250 { next - 1 } else { next }, "{v}");
+            next += 1;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_killed_pubsub_connection_is_repaired_without_a_gap() {
     let redis = RedisServer::start();
     let (a, b) = (node(&redis, "t2:").await, node(&redis, "t2:").await);

@@ -6,6 +6,7 @@
 //! One task, not a reader and a spawned writer: an idle connection's memory is mostly
 //! its task, and one small future is what ten thousand of them cost.
 
+use super::in_flight::{self, InFlight};
 use super::outbox::{CloseReason, Outbound, Outbox, OutboxReceiver};
 use super::rate::ConnectionLimits;
 use super::{now_ms, ConnectionInfo, Hub};
@@ -108,7 +109,7 @@ pub(super) fn reply(conn: &ConnectionInfo, msg: ServerMessage) {
     let _ = conn.outbox.push_frame(msg.to_json());
 }
 
-fn reply_error(hub: &Hub, conn: &ConnectionInfo, err: ErrorMessage) {
+pub(super) fn reply_error(hub: &Hub, conn: &ConnectionInfo, err: ErrorMessage) {
     hub.counters().reject(err.code);
     reply(conn, ServerMessage::Error(err));
 }
@@ -133,6 +134,8 @@ async fn serve_loop(
 ) -> bool {
     // made on the first message: a connection that only listens carries none
     let mut limits: Option<Box<ConnectionLimits>> = None;
+    // made on the first publish to a shared topic (several nodes)
+    let mut in_flight: Option<Box<InFlight>> = None;
     // the connection lasts as long as its token (boxed: only a connection with a token
     // that expires carries a timer)
     let mut expiry = conn.principal.expires_at_ms.map(|at| {
@@ -159,6 +162,7 @@ async fn serve_loop(
                 outbox.close(CloseReason::Policy("token expired"));
                 return true;
             }
+            done = next_reply(&mut in_flight) => in_flight::send(hub, conn, done),
             n = rx.recv_many(&mut batch, WRITE_BATCH) => {
                 if n == 0 {
                     return true; // closing
@@ -198,7 +202,7 @@ async fn serve_loop(
                         // boxed: a message's handling (a subscribe that opens a topic, a
                         // control that awaits the engine) is large
                         let limits = limits.get_or_insert_with(|| Box::new(ConnectionLimits::new(hub.config())));
-                        Box::pin(handle_text(hub, conn, limits, text.as_str(), workflow)).await;
+                        Box::pin(handle_text(hub, conn, limits, text.as_str(), workflow, &mut in_flight)).await;
                     }
                     Message::Binary(_) => {
                         hub.counters().messages_in.inc();
@@ -250,7 +254,22 @@ fn admit(
     false
 }
 
-async fn handle_text(hub: &Hub, conn: &Arc<ConnectionInfo>, limits: &mut ConnectionLimits, text: &str, workflow: Option<&str>) {
+/// The next reply of a publish in flight; pending while there is none.
+async fn next_reply(in_flight: &mut Option<Box<InFlight>>) -> in_flight::Reply {
+    match in_flight {
+        Some(f) if !f.is_empty() => f.next().await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn handle_text(
+    hub: &Hub,
+    conn: &Arc<ConnectionInfo>,
+    limits: &mut ConnectionLimits,
+    text: &str,
+    workflow: Option<&str>,
+    in_flight: &mut Option<Box<InFlight>>,
+) {
     let env = match parse_client_message(text) {
         Ok(env) => env,
         Err(err) => {
@@ -263,6 +282,15 @@ async fn handle_text(hub: &Hub, conn: &Arc<ConnectionInfo>, limits: &mut Connect
     let is_publish = matches!(env.msg, ClientMessage::Publish { .. });
     if !admit(hub, conn, limits, is_publish, env.id.clone(), serde_json::to_value(&env).ok()) {
         return;
+    }
+    if let ClientMessage::Publish { topic, .. } = &env.msg {
+        if hub.is_shared(topic) {
+            in_flight.get_or_insert_with(Default::default).start(hub, conn, env).await;
+            return;
+        }
+    }
+    if let Some(f) = in_flight.as_mut() {
+        f.drain(hub, conn).await;
     }
     if let Err(err) = super::dispatch::dispatch(hub, conn, &env, workflow).await {
         reply_error(hub, conn, err);

@@ -28,17 +28,9 @@ pub(super) async fn dispatch(hub: &Hub, conn: &Arc<ConnectionInfo>, env: &Client
         ClientMessage::Ping { ts } => {
             reply(conn, ServerMessage::Pong(Pong { ts: ts.clone(), server_ts: now_ms(), id }));
         }
-        ClientMessage::Publish { topic, event, data } => {
-            super::check_topic(topic).map_err(hub_err)?;
-            if let Some(why) = super::publish_refusal(&conn.principal, topic) {
-                return Err(forbid(why));
-            }
-            let raw = serde_json::value::to_raw_value(data)
-                .map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
-            let seq = hub.publish_raw(topic, event, &raw).await.map_err(hub_err)?;
-            if let Some(id) = id {
-                let result = serde_json::json!({ "topic": topic, "seq": seq });
-                reply(conn, ServerMessage::Ack(Ack { id, result: Some(result) }));
+        ClientMessage::Publish { .. } => {
+            if let Some(ack) = publish(hub, conn, env).await? {
+                reply(conn, ack);
             }
         }
         ClientMessage::Control { workflow_id, .. }
@@ -88,4 +80,20 @@ pub(super) async fn dispatch(hub: &Hub, conn: &Arc<ConnectionInfo>, env: &Client
         ClientMessage::Close => conn.outbox.close(CloseReason::Normal),
     }
     Ok(())
+}
+
+/// A `publish` message: its ack (when it has an `id`), or why it failed.
+pub(super) async fn publish(hub: &Hub, conn: &ConnectionInfo, env: &ClientEnvelope) -> Result<Option<ServerMessage>, ErrorMessage> {
+    let ClientMessage::Publish { topic, event, data } = &env.msg else { return Ok(None) };
+    let hub_err = |e: HubError| error_for(e.code(), e.to_string(), env);
+    super::check_topic(topic).map_err(hub_err)?;
+    if let Some(why) = super::publish_refusal(&conn.principal, topic) {
+        return Err(error_for(ErrorCode::Forbidden, why, env));
+    }
+    let raw = serde_json::value::to_raw_value(data).map_err(|e| error_for(ErrorCode::BadRequest, e.to_string(), env))?;
+    let seq = hub.publish_raw(topic, event, &raw).await.map_err(hub_err)?;
+    Ok(env.id.clone().map(|id| {
+        let result = serde_json::json!({ "topic": topic, "seq": seq });
+        ServerMessage::Ack(Ack { id, result: Some(result) })
+    }))
 }

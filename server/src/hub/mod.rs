@@ -10,6 +10,7 @@ pub mod connection;
 pub mod counters;
 pub mod directory;
 mod dispatch;
+mod in_flight;
 pub mod event;
 pub mod fanout;
 pub mod log;
@@ -269,6 +270,11 @@ impl Hub {
         });
         self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).insert(handle.name.clone(), handle.clone());
         Ok(handle)
+    }
+
+    /// Whether the topic lives in the broker, shared with other nodes.
+    pub fn is_shared(&self, topic: &str) -> bool {
+        self.inner.broker.is_some() && !app::protocol::is_server_owned(topic)
     }
 
     /// A topic's last seq and epoch now (a snapshot's position in the stream).

@@ -5,6 +5,7 @@
 //! subscribers in seq order, filling any gap from the stream (`topic`). Server-owned
 //! topics stay each node's own (docs/deployment.md says why).
 
+mod batcher;
 mod listener;
 mod scripts;
 mod topic;
@@ -73,7 +74,7 @@ impl Keys {
 struct Shared {
     keys: Keys,
     conn: ConnectionManager,
-    publish: redis::Script,
+    publishes: mpsc::UnboundedSender<batcher::Publish>,
     position: redis::Script,
     retention: Retention,
     requests: mpsc::UnboundedSender<listener::Request>,
@@ -98,13 +99,22 @@ impl Shared {
             return Err(LogError::Read("a redacted event cannot go through the broker".into()));
         }
         let (prefix, suffix) = frame_parts(topic, draft.event, draft.data, draft.ts);
-        let mut conn = self.conn.clone();
-        let mut call = self.publish.prepare_invoke();
-        call.key(self.keys.meta(topic)).key(self.keys.stream(topic));
-        call.arg(self.keys.channel(topic)).arg(prefix).arg(suffix).arg(self.retention.max_events.max(1));
-        call.arg(new_epoch()).arg(self.retention.max_age.as_secs().max(1)).arg(META_TTL_S);
-        let (seq, _epoch): (u64, String) = timed(call.invoke_async(&mut conn)).await?;
-        Ok(seq)
+        let (done, seq) = oneshot::channel();
+        let publish = batcher::Publish {
+            keys: [self.keys.meta(topic), self.keys.stream(topic)],
+            args: [
+                self.keys.channel(topic),
+                prefix,
+                suffix,
+                self.retention.max_events.max(1).to_string(),
+                new_epoch(),
+                self.retention.max_age.as_secs().max(1).to_string(),
+                META_TTL_S.to_string(),
+            ],
+            done,
+        };
+        self.publishes.send(publish).map_err(|_| LogError::Closed)?;
+        seq.await.map_err(|_| LogError::Closed)?
     }
 
     /// The topic's epoch and last seq in Redis (an epoch is set if it has none).
@@ -168,10 +178,12 @@ impl Broker {
             return Err(BrokerError::Evicts { addr, policy });
         }
         let (requests, received) = mpsc::unbounded_channel();
+        let (publishes, queued) = mpsc::unbounded_channel();
+        tokio::spawn(batcher::run(conn.clone(), queued));
         let shared = Arc::new(Shared {
             keys: Keys { prefix: config.prefix.clone() },
             conn,
-            publish: redis::Script::new(scripts::PUBLISH),
+            publishes,
             position: redis::Script::new(scripts::POSITION),
             retention: config.retention,
             requests,
