@@ -48,7 +48,8 @@ pub fn decode_cursor(text: &str) -> Result<Cursor, ApiError> {
     Ok(Cursor { created_at, id: id.to_owned() })
 }
 
-fn filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
+#[doc(hidden)] // public for the fuzz target `queries`
+pub fn filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
     let mut states = Vec::new();
     for name in q.state.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
         let parsed: Result<WorkflowState, _> = serde_json::from_value(serde_json::Value::String(name.to_owned()));
