@@ -45,6 +45,9 @@ pub struct PruneArgs {
     /// The server's data folder.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "data")]
     pub data_dir: std::path::PathBuf,
+    /// The PostgreSQL database the servers share, when they use one (`--database`).
+    #[arg(long, env = "SWITCHBOARD_DATABASE", value_parser = crate::config::parse_database)]
+    pub database: Option<String>,
     /// Delete runs finished more than this long ago (`30d`, `12h`, `0s` for every
     /// finished run).
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
@@ -53,13 +56,17 @@ pub struct PruneArgs {
 
 /// `switchboard prune`: the number of runs deleted.
 pub async fn prune(args: &PruneArgs) -> Result<usize, crate::ServerError> {
-    if !args.data_dir.join(crate::storage::DB_FILE).exists() {
+    if args.database.is_none() && !args.data_dir.join(crate::storage::DB_FILE).exists() {
         return Err(crate::ServerError::DataDir {
             path: args.data_dir.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database there (see --data-dir)"),
         });
     }
-    let database = crate::storage::Database::open(&args.data_dir).await?;
+    let location = match &args.database {
+        Some(url) => crate::storage::Location::Server(url.clone()),
+        None => crate::storage::Location::DataDir(args.data_dir.clone()),
+    };
+    let database = crate::storage::Database::open(&location).await?;
     let ids = crate::engine::retention::prune(&database.reader(), &args.data_dir.join("runs"), args.older_than)
         .await
         .map_err(crate::storage::StorageError::Sql)?;

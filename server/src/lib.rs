@@ -107,7 +107,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (auth, secret) = config.make_auth()?;
     let hosts = config.allowed_hosts(addr)?;
     let tracker = TaskTracker::new();
-    let database = storage::Database::open(&config.data_dir).await?;
+    let database = storage::Database::open(&config.storage.location(&config.data_dir)).await?;
     let clean = database.begin_session().await?;
     if !clean {
         tracing::warn!("the last process did not stop cleanly: every run's topic starts a new epoch (clients reload)");

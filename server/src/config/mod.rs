@@ -15,7 +15,7 @@ pub use broker::BrokerSettings;
 pub use engine::{EngineSettings, STAGE_ENV_DENY_DEFAULT};
 pub use http::HttpSettings;
 pub use hub::HubSettings;
-pub use storage::{Retention, StorageSettings};
+pub use storage::{parse_database, Retention, StorageSettings};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::net::{IpAddr, SocketAddr};
@@ -184,6 +184,14 @@ impl Config {
         config.auth.mode = Switch::Off;
         config.engine.inline_pipelines = Switch::On;
         config
+    }
+}
+
+/// A service URL without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }
 

@@ -1,10 +1,16 @@
-//! The database's settings: the writer's queue, and how long runs are kept.
+//! The database's settings: where it is, the writer's queue, and how long runs are kept.
 
 use clap::Args;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct StorageSettings {
+    /// PostgreSQL URL (`postgres://user:password@host:5432/db`) of a database several
+    /// nodes share (docs/deployment.md); without it, runs are stored in
+    /// `switchboard.db` in the data folder.
+    #[arg(long, env = "SWITCHBOARD_DATABASE", value_parser = parse_database)]
+    pub database: Option<String>,
+
     /// Writes waiting for the disk, at most; then producers wait (a stage's output
     /// pipe fills and the stage blocks), nothing is dropped.
     #[arg(long, env = "SWITCHBOARD_DB_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -35,7 +41,25 @@ fn parse_retention(text: &str) -> Result<Retention, String> {
     Ok(Retention(Some(d)))
 }
 
+/// A PostgreSQL URL that parses; the message names the value without its password.
+pub fn parse_database(text: &str) -> Result<String, String> {
+    let shown = super::redacted(text);
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(format!("{shown:?}: not a PostgreSQL URL; expected postgres://[user[:password]@]host[:port]/database (without --database, SQLite in the data folder is used)"));
+    }
+    <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(text).map_err(|e| format!("{shown:?}: {e}"))?;
+    Ok(text.to_owned())
+}
+
 impl StorageSettings {
+    /// Where the database is: the server named by `--database`, or the data folder.
+    pub fn location(&self, data_dir: &std::path::Path) -> crate::storage::Location {
+        match &self.database {
+            Some(url) => crate::storage::Location::Server(url.clone()),
+            None => crate::storage::Location::DataDir(data_dir.to_path_buf()),
+        }
+    }
+
     /// How old a finished run may get; None: forever.
     pub fn retention(&self) -> Option<Duration> {
         self.retention.0

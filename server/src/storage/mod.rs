@@ -1,23 +1,21 @@
-//! SQLite storage (sqlx, WAL): runs, their stages, the durable event log of every
-//! `workflow:*` topic and each topic's epoch. Writes go through one writer task
+//! Storage (sqlx; SQLite in WAL by default, or PostgreSQL: `connect`): runs, their
+//! stages, the durable event log of every `workflow:*` topic and each topic's epoch. Writes go through one writer task
 //! (`writer`) that batches what is queued into a transaction, retries a failed one
 //! until it succeeds, and has a bounded queue: a producer faster than the disk waits.
 //! Reads (`reads`) are on demand: at start-up only what unfinished runs need, then
 //! snapshots, pages of runs and ranges of events as they are asked for.
 
+pub mod connect;
 pub mod prune;
 pub mod reads;
 pub mod writer;
 
+pub use connect::{Backend, Location};
 pub use reads::Reader;
 pub use writer::{Health, Store, Write, WritePermit};
 
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::AnyPool;
 use tokio_util::sync::CancellationToken;
 
 pub const DB_FILE: &str = "switchboard.db";
@@ -26,8 +24,8 @@ const CLEAN_SHUTDOWN: &str = "clean_shutdown";
 /// The newest schema this build knows; a database from a newer one is refused.
 const SCHEMA_VERSION: i64 = 4;
 
-async fn set_meta(pool: &SqlitePool, key: &str, value: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+async fn set_meta(pool: &AnyPool, key: &str, value: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
         .bind(key)
         .bind(value)
         .execute(pool)
@@ -92,35 +90,21 @@ pub struct StorageLimits {
 }
 
 pub struct Database {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Database {
-    /// Opens (creating on first run) `data_dir/switchboard.db` and migrates it forward;
-    /// a database of a newer schema is refused, never migrated backwards.
-    pub async fn open(data_dir: &Path) -> Result<Database, StorageError> {
-        let path = data_dir.join(DB_FILE);
-        let open_err = |source| StorageError::Open { path: path.display().to_string(), source };
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(open_err)?
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL: a committed batch survives a process crash
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-            .fetch_optional(&pool)
-            .await
-            .ok()
-            .flatten();
-        if let Some(found) = newest.filter(|v| *v > SCHEMA_VERSION) {
-            return Err(StorageError::TooNew { found });
-        }
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Database { pool })
+    /// Opens the database (creating the SQLite file on first run) and migrates it
+    /// forward; a database of a newer schema is refused, never migrated backwards.
+    pub async fn open(location: &Location) -> Result<Database, StorageError> {
+        let (pool, backend) = connect::connect(location).await?;
+        connect::migrate(&pool, backend).await?;
+        Ok(Database { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the process that used the database last shut down cleanly (its writer
@@ -130,7 +114,7 @@ impl Database {
     /// other events. A database that never recorded either counts as clean only when
     /// it holds no run.
     pub async fn begin_session(&self) -> Result<bool, StorageError> {
-        let marker: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        let marker: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(CLEAN_SHUTDOWN)
             .fetch_optional(&self.pool)
             .await?;
@@ -139,7 +123,8 @@ impl Database {
             None => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workflows").fetch_one(&self.pool).await? == 0,
         };
         if !clean {
-            sqlx::query("UPDATE topics SET epoch = lower(hex(randomblob(4)))").execute(&self.pool).await?;
+            // one new epoch for all: what matters is that each differs from its last
+            sqlx::query("UPDATE topics SET epoch = $1").bind(crate::hub::log::memory::new_epoch()).execute(&self.pool).await?;
         }
         set_meta(&self.pool, CLEAN_SHUTDOWN, "0").await?;
         Ok(clean)
@@ -153,6 +138,6 @@ impl Database {
     /// still queued, and records a clean shutdown only if every write of this process
     /// reached the disk.
     pub fn start_writer(&self, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
-        writer::start(self.pool.clone(), limits, stop)
+        writer::start(self.pool.clone(), self.backend, limits, stop)
     }
 }

@@ -3,7 +3,7 @@
 //! than answering an empty run). The caller removes their artifact folders.
 
 use super::Reader;
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 
 impl Reader {
     /// Deletes the runs finished before `before_ms`; returns their ids.
@@ -13,8 +13,8 @@ impl Reader {
 }
 
 /// Deletes the runs finished before `before_ms`; returns their ids.
-async fn prune(pool: &SqlitePool, before_ms: i64, now_ms: i64) -> Result<Vec<String>, sqlx::Error> {
-    let ids: Vec<String> = sqlx::query("SELECT id FROM workflows WHERE finished_at IS NOT NULL AND finished_at < ?")
+async fn prune(pool: &AnyPool, before_ms: i64, now_ms: i64) -> Result<Vec<String>, sqlx::Error> {
+    let ids: Vec<String> = sqlx::query("SELECT id FROM workflows WHERE finished_at IS NOT NULL AND finished_at < $1")
         .bind(before_ms)
         .fetch_all(pool)
         .await?
@@ -26,11 +26,11 @@ async fn prune(pool: &SqlitePool, before_ms: i64, now_ms: i64) -> Result<Vec<Str
         let mut tx = pool.begin().await?;
         for id in slice {
             let topic = format!("workflow:{id}");
-            sqlx::query("DELETE FROM events WHERE topic = ?").bind(&topic).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM topics WHERE name = ?").bind(&topic).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM stages WHERE workflow_id = ?").bind(id).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM workflows WHERE id = ?").bind(id).execute(&mut *tx).await?;
-            sqlx::query("INSERT OR REPLACE INTO pruned (id, pruned_at) VALUES (?, ?)").bind(id).bind(now_ms).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM events WHERE topic = $1").bind(&topic).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM topics WHERE name = $1").bind(&topic).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM stages WHERE workflow_id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM workflows WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO pruned (id, pruned_at) VALUES ($1, $2) ON CONFLICT(id) DO UPDATE SET pruned_at = excluded.pruned_at").bind(id).bind(now_ms).execute(&mut *tx).await?;
         }
         tx.commit().await?;
     }

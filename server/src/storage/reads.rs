@@ -3,7 +3,8 @@
 //! whether a run was pruned.
 
 use super::{StageRow, StoredRun, WorkflowRow};
-use sqlx::{Row, SqlitePool};
+use super::connect::{marks, Row};
+use sqlx::{AnyPool, Row as _};
 
 /// Where a page of runs continues: the last run it showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +22,12 @@ pub struct ListFilter {
 
 #[derive(Clone)]
 pub struct Reader {
-    pub(super) pool: SqlitePool,
+    pub(super) pool: AnyPool,
 }
 
 const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at, executor";
 
-fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error> {
+fn workflow_row(w: &Row) -> Result<WorkflowRow, sqlx::Error> {
     Ok(WorkflowRow {
         id: w.try_get("id")?,
         name: w.try_get("name")?,
@@ -40,7 +41,7 @@ fn workflow_row(w: &sqlx::sqlite::SqliteRow) -> Result<WorkflowRow, sqlx::Error>
     })
 }
 
-fn stage_row(s: &sqlx::sqlite::SqliteRow) -> Result<StageRow, sqlx::Error> {
+fn stage_row(s: &Row) -> Result<StageRow, sqlx::Error> {
     Ok(StageRow {
         workflow_id: s.try_get("workflow_id")?,
         idx: s.try_get("idx")?,
@@ -59,23 +60,23 @@ fn stage_row(s: &sqlx::sqlite::SqliteRow) -> Result<StageRow, sqlx::Error> {
 }
 
 impl Reader {
-    pub fn new(pool: SqlitePool) -> Reader {
+    pub fn new(pool: AnyPool) -> Reader {
         Reader { pool }
     }
 
     /// A durable topic's epoch and last seq; None for a topic never used.
     pub async fn topic_position(&self, topic: &str) -> Result<Option<(String, u64)>, sqlx::Error> {
         let epoch: Option<String> =
-            sqlx::query_scalar("SELECT epoch FROM topics WHERE name = ?").bind(topic).fetch_optional(&self.pool).await?;
+            sqlx::query_scalar("SELECT epoch FROM topics WHERE name = $1").bind(topic).fetch_optional(&self.pool).await?;
         let Some(epoch) = epoch else { return Ok(None) };
         let last: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE topic = ?").bind(topic).fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE topic = $1").bind(topic).fetch_one(&self.pool).await?;
         Ok(Some((epoch, last.unwrap_or(0) as u64)))
     }
 
     /// Up to `limit` events of `topic` with seq in (`since`, `upto`], oldest first.
     pub async fn events(&self, topic: &str, since: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>, sqlx::Error> {
-        sqlx::query("SELECT seq, frame FROM events WHERE topic = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?")
+        sqlx::query("SELECT seq, frame FROM events WHERE topic = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")
             .bind(topic)
             .bind(since as i64)
             .bind(upto as i64)
@@ -89,7 +90,7 @@ impl Reader {
 
 
     /// The runs of `rows` with their stages, read in one query for all of them.
-    async fn with_stages(&self, rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<StoredRun>, sqlx::Error> {
+    async fn with_stages(&self, rows: Vec<Row>) -> Result<Vec<StoredRun>, sqlx::Error> {
         let mut runs: Vec<StoredRun> =
             rows.iter().map(|r| Ok(StoredRun { workflow: workflow_row(r)?, stages: Vec::new() })).collect::<Result<_, sqlx::Error>>()?;
         if runs.is_empty() {
@@ -98,7 +99,7 @@ impl Reader {
         let sql = format!(
             "SELECT workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes, agent, attempt, applied_seq
              FROM stages WHERE workflow_id IN ({}) ORDER BY workflow_id, idx",
-            vec!["?"; runs.len()].join(", ")
+            marks(1, runs.len())
         );
         let mut q = sqlx::query(&sql);
         for r in &runs {
@@ -121,7 +122,7 @@ impl Reader {
         if topics.is_empty() {
             return Ok(out);
         }
-        let marks = vec!["?"; topics.len()].join(", ");
+        let marks = marks(1, topics.len());
         let epochs_sql = format!("SELECT name, epoch FROM topics WHERE name IN ({marks})");
         let mut q = sqlx::query(&epochs_sql);
         for t in topics {
@@ -154,7 +155,7 @@ impl Reader {
     }
 
     pub async fn run(&self, id: &str) -> Result<Option<StoredRun>, sqlx::Error> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM workflows WHERE id = ?");
+        let sql = format!("SELECT {RUN_COLUMNS} FROM workflows WHERE id = $1");
         let rows = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?.into_iter().collect();
         Ok(self.with_stages(rows).await?.pop())
     }
@@ -162,16 +163,20 @@ impl Reader {
     /// Up to `limit` runs, newest first, after `cursor`.
     pub async fn page(&self, filter: &ListFilter, cursor: Option<&Cursor>, limit: usize) -> Result<Vec<StoredRun>, sqlx::Error> {
         let mut sql = format!("SELECT {RUN_COLUMNS} FROM workflows WHERE 1 = 1");
+        let mut next = 1;
         if !filter.states.is_empty() {
-            sql.push_str(&format!(" AND state IN ({})", vec!["?"; filter.states.len()].join(", ")));
+            sql.push_str(&format!(" AND state IN ({})", marks(next, filter.states.len())));
+            next += filter.states.len();
         }
         if filter.pipeline.is_some() {
-            sql.push_str(" AND name = ?");
+            sql.push_str(&format!(" AND name = ${next}"));
+            next += 1;
         }
         if cursor.is_some() {
-            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+            sql.push_str(&format!(" AND (created_at < ${next} OR (created_at = ${next} AND id < ${}))", next + 1));
+            next += 2;
         }
-        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
         let mut q = sqlx::query(&sql);
         for s in &filter.states {
             q = q.bind(s);
@@ -180,7 +185,7 @@ impl Reader {
             q = q.bind(p);
         }
         if let Some(c) = cursor {
-            q = q.bind(c.created_at).bind(c.created_at).bind(&c.id);
+            q = q.bind(c.created_at).bind(&c.id);
         }
         let rows = q.bind(limit as i64).fetch_all(&self.pool).await?;
         self.with_stages(rows).await
@@ -189,7 +194,7 @@ impl Reader {
     /// Per pipeline, the summed seconds and count of completed runs (for the ETA).
     pub async fn durations(&self) -> Result<Vec<(String, f64, u32)>, sqlx::Error> {
         sqlx::query(
-            "SELECT name, SUM(finished_at - started_at) / 1000.0 AS secs, COUNT(*) AS n FROM workflows
+            "SELECT name, CAST(SUM(finished_at - started_at) AS DOUBLE PRECISION) / 1000 AS secs, COUNT(*) AS n FROM workflows
              WHERE state = 'completed' AND started_at IS NOT NULL AND finished_at IS NOT NULL GROUP BY name",
         )
         .fetch_all(&self.pool)
@@ -201,8 +206,7 @@ impl Reader {
 
     /// Whether a run id was ever used (stored, or pruned).
     pub async fn id_taken(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let n: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM workflows WHERE id = ?) + (SELECT COUNT(*) FROM pruned WHERE id = ?)")
-            .bind(id)
+        let n: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM workflows WHERE id = $1) + (SELECT COUNT(*) FROM pruned WHERE id = $1)")
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
@@ -211,7 +215,7 @@ impl Reader {
 
     /// When a run was pruned, if it was.
     pub async fn pruned_at(&self, id: &str) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar("SELECT pruned_at FROM pruned WHERE id = ?").bind(id).fetch_optional(&self.pool).await
+        sqlx::query_scalar("SELECT pruned_at FROM pruned WHERE id = $1").bind(id).fetch_optional(&self.pool).await
     }
 
     /// How many runs are stored.

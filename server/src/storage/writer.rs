@@ -6,8 +6,8 @@
 //! health says `degraded` while they last, and a process that had any never records a
 //! clean shutdown, so the next start renews every durable topic's epoch.
 
-use super::{set_meta, StageRow, StorageLimits, WorkflowRow, CLEAN_SHUTDOWN};
-use sqlx::SqlitePool;
+use super::{set_meta, Backend, StageRow, StorageLimits, WorkflowRow, CLEAN_SHUTDOWN};
+use sqlx::AnyPool;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,19 +135,19 @@ impl Store {
     }
 }
 
-pub fn start(pool: SqlitePool, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
+pub fn start(pool: AnyPool, backend: Backend, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let health = Arc::new(Health::default());
     let store = Store { tx, permits: Arc::new(Semaphore::new(limits.queue.max(1))), health: health.clone(), queued: Arc::default() };
     let permits = store.permits.clone();
     let task = tokio::spawn(async move {
-        write_loop(pool, rx, stop, health).await;
+        write_loop(pool, backend, rx, stop, health).await;
         permits.close();
     });
     (store, task)
 }
 
-async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Queued>, stop: CancellationToken, health: Arc<Health>) {
+async fn write_loop(pool: AnyPool, backend: Backend, mut rx: mpsc::UnboundedReceiver<Queued>, stop: CancellationToken, health: Arc<Health>) {
     let mut batch = Vec::new();
     let mut all_written = true;
     loop {
@@ -161,7 +161,7 @@ async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Queued>, s
             }
         };
         if !batch.is_empty() {
-            all_written &= commit(&pool, &batch, &health, &stop).await;
+            all_written &= commit(&pool, backend, &batch, &health, &stop).await;
             health.committed.fetch_add(batch.len() as u64, Ordering::AcqRel);
             health.commits.notify_waiters();
             // dropping the batch gives the producers their places back
@@ -183,11 +183,11 @@ async fn write_loop(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Queued>, s
 }
 
 /// Writes the batch, retrying until it succeeds (or, once stopping, a few times more).
-async fn commit(pool: &SqlitePool, batch: &[Queued], health: &Health, stop: &CancellationToken) -> bool {
+async fn commit(pool: &AnyPool, backend: Backend, batch: &[Queued], health: &Health, stop: &CancellationToken) -> bool {
     let mut wait = RETRY_FIRST;
     let mut attempts_after_stop = 0;
     loop {
-        match write_batch(pool, batch).await {
+        match write_batch(pool, backend, batch).await {
             Ok(()) => {
                 for q in batch {
                     if let Write::Event { seq, committed, .. } = &q.write {
@@ -219,9 +219,11 @@ async fn commit(pool: &SqlitePool, batch: &[Queued], health: &Health, stop: &Can
 /// One transaction on a connection of its own, rolled back explicitly when anything in
 /// it fails (a full disk fails a statement or the commit itself): a failed transaction
 /// left open would hold the database's write lock and lock out the retry.
-async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Error> {
+async fn write_batch(pool: &AnyPool, backend: Backend, batch: &[Queued]) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    // SQLite: take the write lock now, not at the first write (no deadlock on upgrade)
+    let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+    sqlx::query(begin).execute(&mut *conn).await?;
     let done = match apply(&mut conn, batch).await {
         Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
         Err(e) => Err(e),
@@ -232,13 +234,13 @@ async fn write_batch(pool: &SqlitePool, batch: &[Queued]) -> Result<(), sqlx::Er
     done
 }
 
-async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queued]) -> Result<(), sqlx::Error> {
+async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued]) -> Result<(), sqlx::Error> {
     for q in batch {
         match &q.write {
             Write::Workflow(r) => {
                 sqlx::query(
                     "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor)
-                     VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?)
+                     VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9)
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
                        started_at = excluded.started_at, finished_at = excluded.finished_at",
                 )
@@ -257,13 +259,14 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
             Write::Stage(r) => {
                 sqlx::query(
                     "INSERT INTO stages (workflow_id, idx, id, status, progress, started_at, finished_at, exit_code, error, output_dropped_bytes, agent, attempt, applied_seq)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      ON CONFLICT(workflow_id, idx) DO UPDATE SET status = excluded.status, progress = excluded.progress,
                        started_at = excluded.started_at, finished_at = excluded.finished_at,
                        exit_code = excluded.exit_code, error = excluded.error,
                        output_dropped_bytes = excluded.output_dropped_bytes, agent = excluded.agent,
                        attempt = excluded.attempt,
-                       applied_seq = CASE WHEN attempt = excluded.attempt THEN MAX(applied_seq, excluded.applied_seq) ELSE excluded.applied_seq END",
+                       applied_seq = CASE WHEN stages.attempt = excluded.attempt AND stages.applied_seq > excluded.applied_seq
+                         THEN stages.applied_seq ELSE excluded.applied_seq END",
                 )
                 .bind(&r.workflow_id)
                 .bind(r.idx)
@@ -282,7 +285,7 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                 .await?;
             }
             Write::Event { topic, seq, frame, .. } => {
-                sqlx::query("INSERT OR IGNORE INTO events (topic, seq, frame) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO events (topic, seq, frame) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(topic)
                     .bind(*seq as i64)
                     .bind(frame)
@@ -290,7 +293,7 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                     .await?;
             }
             Write::AppliedSeq { workflow_id, stage, attempt, seq } => {
-                sqlx::query("UPDATE stages SET applied_seq = MAX(applied_seq, ?) WHERE workflow_id = ? AND id = ? AND attempt = ?")
+                sqlx::query("UPDATE stages SET applied_seq = $1 WHERE workflow_id = $2 AND id = $3 AND attempt = $4 AND applied_seq < $1")
                     .bind(seq)
                     .bind(workflow_id)
                     .bind(stage)
@@ -299,7 +302,7 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>, batch: &[Queue
                     .await?;
             }
             Write::Topic { name, epoch } => {
-                sqlx::query("INSERT OR IGNORE INTO topics (name, epoch) VALUES (?, ?)").bind(name).bind(epoch).execute(&mut **tx).await?;
+                sqlx::query("INSERT INTO topics (name, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(name).bind(epoch).execute(&mut **tx).await?;
             }
         }
     }

@@ -158,7 +158,7 @@ pub struct Broker {
 impl Broker {
     /// Connects, refuses a Redis that may evict keys, and starts this node's listener.
     pub async fn connect(config: BrokerConfig, shutdown: CancellationToken) -> Result<Broker, BrokerError> {
-        let bad_url = |reason: String| BrokerError::BadUrl { url: redacted(&config.url), reason };
+        let bad_url = |reason: String| BrokerError::BadUrl { url: crate::config::redacted(&config.url), reason };
         let client = redis::Client::open(config.url.as_str()).map_err(|e| bad_url(e.to_string()))?;
         let addr = client.get_connection_info().addr().to_string();
         let unreachable = |reason: String| BrokerError::Unreachable { addr: addr.clone(), reason };
@@ -226,19 +226,11 @@ async fn eviction_policy(conn: &mut ConnectionManager) -> Result<String, String>
         .ok_or_else(|| "neither CONFIG GET nor INFO memory says its maxmemory-policy".to_owned())
 }
 
-/// The URL without its password, for messages.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(super::redacted("redis://u:secret@host:6379/0"), "redis://…@host:6379/0");
-        assert_eq!(super::redacted("redis://host:6379"), "redis://host:6379");
+        assert_eq!(crate::config::redacted("redis://u:secret@host:6379/0"), "redis://…@host:6379/0");
+        assert_eq!(crate::config::redacted("redis://host:6379"), "redis://host:6379");
     }
 }

@@ -1,0 +1,20 @@
+-- Each durable topic's epoch; runs pruned by retention; the bytes of terminal output a
+-- stage dropped past the per-run cap; indexes for paging.
+CREATE TABLE topics (
+    name  TEXT PRIMARY KEY NOT NULL,
+    epoch TEXT NOT NULL
+);
+
+INSERT INTO topics (name, epoch) SELECT 'workflow:' || id, epoch FROM workflows;
+
+CREATE TABLE pruned (
+    id        TEXT PRIMARY KEY NOT NULL,
+    pruned_at BIGINT NOT NULL
+);
+
+ALTER TABLE stages ADD COLUMN output_dropped_bytes BIGINT NOT NULL DEFAULT 0;
+
+CREATE INDEX workflows_by_created ON workflows (created_at DESC, id DESC);
+CREATE INDEX workflows_by_state ON workflows (state, created_at DESC, id DESC);
+CREATE INDEX workflows_by_name ON workflows (name, created_at DESC, id DESC);
+CREATE INDEX workflows_by_finished ON workflows (finished_at);
