@@ -66,6 +66,7 @@ ensure_chromium() {
 ensure_services() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   say "installing Debian ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -66,7 +66,7 @@ pub async fn prune(args: &PruneArgs) -> Result<usize, crate::ServerError> {
         Some(url) => crate::storage::Location::Server(url.clone()),
         None => crate::storage::Location::DataDir(args.data_dir.clone()),
     };
-    let database = crate::storage::Database::open(&location).await?;
+    let database = crate::storage::Database::open(&location, None).await?;
     let ids = crate::engine::retention::prune(&database.reader(), &args.data_dir.join("runs"), args.older_than)
         .await
         .map_err(crate::storage::StorageError::Sql)?;

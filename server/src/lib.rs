@@ -67,6 +67,10 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Broker(#[from] hub::broker::BrokerError),
+    #[error("cannot read or keep this node's id in the data folder: {0}")]
+    NodeId(std::io::Error),
+    #[error("stopped: this node lost its lease, and another node took its runs over (see the log)")]
+    LeaseLost,
 }
 
 fn log_auth(auth: &auth::Auth, secret: Option<&auth::secret::Secret>, public_url: &str) {
@@ -107,13 +111,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (auth, secret) = config.make_auth()?;
     let hosts = config.allowed_hosts(addr)?;
     let tracker = TaskTracker::new();
-    let database = storage::Database::open(&config.storage.location(&config.data_dir)).await?;
+    let location = config.storage.location(&config.data_dir);
+    let node = match location {
+        storage::Location::Server(_) => Some(storage::nodes::node_id(&config.data_dir).map_err(ServerError::NodeId)?),
+        storage::Location::DataDir(_) => None,
+    };
+    let database = storage::Database::open(&location, node.clone()).await?;
     let clean = database.begin_session().await?;
     if !clean {
         tracing::warn!("the last process did not stop cleanly: every run's topic starts a new epoch (clients reload)");
     }
     let reader = database.reader();
-    let unfinished = reader.unfinished().await.map_err(storage::StorageError::Sql)?;
+    let unfinished = reader.unfinished(database.node()).await.map_err(storage::StorageError::Sql)?;
     let stored_runs = reader.run_count().await.map_err(storage::StorageError::Sql)?;
     let durations = reader.durations().await.map_err(storage::StorageError::Sql)?;
     // stopped last, after every task that writes has ended
@@ -132,12 +141,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let hub = Hub::with_broker(hub_config, Some(durable), broker, shutdown.child_token());
     tracker.spawn(hub.clone().run_janitor(TOPIC_SWEEP_EVERY));
     tracker.spawn(hub.clone().run_heartbeat());
-    let engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));
+    let mut engine_config = engine::EngineConfig::from_settings(&config.engine, config.data_dir.join("runs"));
+    engine_config.node = node.clone();
     let registry = agents::Registry::new(hub.clone(), config.agents.registry());
     let engine = engine::Engine::new(hub.clone(), registry.clone(), engine_config, tracker.clone(), shutdown.child_token(), store.clone(), reader);
     engine.restore(unfinished, stored_runs.max(0) as u64, durations).await;
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));
+    let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lease_len = Duration::from_secs(config.storage.node_lease_s);
+    if let Some(lease) = database.lease(lease_len) {
+        tracing::info!(node = %lease.node, lease_s = lease_len.as_secs(), "one of several nodes on PostgreSQL");
+        tracker.spawn(engine.clone().keep_lease(lease, lease_len, lease_lost.clone(), shutdown.clone()));
+    }
     let every = Duration::from_secs(config.storage.prune_every_s);
     tracker.spawn(engine.clone().run_retention(config.storage.retention(), every));
     let sampler = metrics::Sampler::for_this_machine(Arc::new(engine.clone()));
@@ -189,5 +205,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tracing::warn!("the database writer did not finish in time");
     }
     tracing::info!("stopped");
+    if lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ServerError::LeaseLost);
+    }
     served.map_err(ServerError::Serve)
 }

@@ -11,7 +11,18 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // clap quotes a bad value whole: a URL's password must not reach the logs
+            eprint!("{}", server::config::redacted_text(&e.render().to_string()));
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     match cli.command {
         Some(Command::Token { action: TokenAction::Create(args) }) => match server::cli::create_token(&args, &cli.config) {
             Ok((token, exp)) => {

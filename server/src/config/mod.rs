@@ -195,9 +195,33 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// `text` with every URL's user and password left out: for messages that quote what
+/// was given (clap's "invalid value 'redis://:secret@…'").
+pub fn redacted_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    for c in text.chars() {
+        if c.is_whitespace() || c == '\'' || c == '"' {
+            out.push_str(&redacted(&token));
+            token.clear();
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    out.push_str(&redacted(&token));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_left_out_of_messages() {
+        let m = redacted_text("invalid value 'mysql://root:hunter2@db/x' for '--database <DATABASE>': \"redis://:pw@h:6379/0\" bad");
+        assert_eq!(m, "invalid value 'mysql://…@db/x' for '--database <DATABASE>': \"redis://…@h:6379/0\" bad");
+    }
 
     #[test]
     fn defaults_are_the_protocols_and_secure() {

@@ -11,6 +11,12 @@ pub struct StorageSettings {
     #[arg(long, env = "SWITCHBOARD_DATABASE", value_parser = parse_database)]
     pub database: Option<String>,
 
+    /// With `--database`: seconds a node's lease lasts. A node that has not renewed
+    /// it for this long is taken as dead, and another takes its unfinished runs over;
+    /// it renews every third of it.
+    #[arg(long, env = "SWITCHBOARD_NODE_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3_600))]
+    pub node_lease_s: u64,
+
     /// Writes waiting for the disk, at most; then producers wait (a stage's output
     /// pipe fills and the stage blocks), nothing is dropped.
     #[arg(long, env = "SWITCHBOARD_DB_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

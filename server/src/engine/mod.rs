@@ -21,6 +21,7 @@ pub mod retention;
 pub mod run;
 pub mod stage_env;
 mod stored;
+mod takeover;
 
 use crate::hub::{now_ms, Hub};
 use crate::metrics::{QueueFigures, QueueProbe};
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     /// Finished runs kept in memory: the newest this many, for at most this long.
     pub finished_in_memory: usize,
     pub finished_memory_for: Duration,
+    /// This node's id when several share one PostgreSQL (storage::nodes); None alone.
+    pub node: Option<String>,
 }
 
 impl EngineConfig {
@@ -79,6 +82,7 @@ impl EngineConfig {
             max_output_bytes: s.max_output_bytes,
             finished_in_memory: s.finished_runs_in_memory as usize,
             finished_memory_for: Duration::from_secs(s.finished_run_memory_s),
+            node: None,
         }
     }
 }
@@ -326,6 +330,7 @@ impl Engine {
         if let Some(e) = self.entry(id) {
             return Ok(e);
         }
+        self.check_owner(id).await?;
         let run = self.stored_run(id).await?;
         let finished = run.state.is_finished();
         let entry = Entry::new(run, self.inner.config.max_output_bytes);

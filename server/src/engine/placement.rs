@@ -64,6 +64,9 @@ impl Engine {
         let id = &key.run;
         let run_dir = self.inner.config.runs_dir.join(id);
         let artifacts_dir = run_dir.join("artifacts");
+        // a run taken over from another node has no folder here yet (a failure to make
+        // it shows as the stage's start error)
+        let _ = std::fs::create_dir_all(&artifacts_dir);
         let target = StageTarget { hub: hub.clone(), topic: topic_of(id), workflow_id: id.clone(), stage_id: stage.id.clone(), artifacts_dir: artifacts_dir.clone() };
         let notices = StageNotices { engine: self, entry, index };
         let mut output = StageOutput::new(target, &notices, entry.output.clone());

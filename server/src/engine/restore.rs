@@ -6,13 +6,34 @@
 //! one applied; not back within the grace period, it is lost); a run stopped between
 //! two stages goes on with the next; queued runs are queued again; a run at a
 //! confirmation gate waits there. (After a crash every run's topic already has a new
-//! epoch: storage::Database::begin_session.)
+//! epoch: storage::Database::begin_session.) A run taken over from a node whose lease
+//! expired (engine::takeover) is taken up the same way, except that a stage that was
+//! running there is queued again while its `retries` allow, and fails `node lost`.
 
 use super::stored::revive;
 use super::{lock, Engine, Entry};
 use crate::storage::StoredRun;
-use app::protocol::{StageKey, StageState, WorkflowState};
+use super::topic_of;
+use app::protocol::{names, LogLevel, LogLine, StageKey, StageState, WorkflowState};
 use std::sync::atomic::Ordering;
+
+/// Why a run is taken up by this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// This node started again.
+    Restarted,
+    /// It ran on another node, whose lease expired.
+    NodeLost,
+}
+
+impl Why {
+    fn error(self) -> &'static str {
+        match self {
+            Why::Restarted => "server restarted",
+            Why::NodeLost => "node lost",
+        }
+    }
+}
 
 impl Engine {
     /// Takes up `unfinished`; `stored` is how many runs the database holds.
@@ -20,6 +41,11 @@ impl Engine {
         self.inner.total_runs.store(stored, Ordering::Relaxed);
         *lock(&self.inner.durations) = durations.into_iter().map(|(name, secs, n)| (name, (secs, n))).collect();
         self.inner.agents.publish_all().await;
+        self.take_up(unfinished, Why::Restarted).await;
+    }
+
+    /// Takes up runs another process left unfinished.
+    pub(super) async fn take_up(&self, unfinished: Vec<StoredRun>, why: Why) {
         let (mut failed, mut requeued, mut waiting, mut reattached) = (0, 0, 0, 0);
         for s in unfinished {
             let Some(mut run) = revive(&s) else {
@@ -49,11 +75,16 @@ impl Engine {
                     resume = Some((run.stages.iter().position(|st| st.status != StageState::Completed).unwrap_or(run.stages.len()), false));
                     requeued += 1;
                 }
+                WorkflowState::Running | WorkflowState::Paused if why == Why::NodeLost && self.retry_lost(&run).await => {
+                    let at = run.stages.iter().position(|st| matches!(st.status, StageState::Running | StageState::Paused)).unwrap_or(0);
+                    resume = Some((at, false));
+                    requeued += 1;
+                }
                 WorkflowState::Running | WorkflowState::Paused => {
                     for st in run.stages.iter_mut() {
                         if matches!(st.status, StageState::Running | StageState::Paused) {
                             st.status = StageState::Failed;
-                            st.error = Some("server restarted".into());
+                            st.error = Some(why.error().into());
                             st.finished_at = Some(crate::hub::now_ms());
                         }
                     }
@@ -88,14 +119,29 @@ impl Engine {
                     }
                     run.stages.iter().position(|st| st.status == StageState::Failed).map_or(0, |i| i + 1)
                 };
-                self.finish(&entry, WorkflowState::Failed, Some("server restarted".into()), from).await;
+                self.finish(&entry, WorkflowState::Failed, Some(why.error().into()), from).await;
             }
             if let Some((from, confirm_first)) = resume {
                 self.spawn_run(entry, from, confirm_first, None);
             }
         }
         if failed + requeued + waiting + reattached > 0 {
-            tracing::info!(failed, requeued, waiting, reattached, "runs restored from the database");
+            tracing::info!(?why, failed, requeued, waiting, reattached, "runs taken up from the database");
         }
+    }
+
+    /// Whether the stage a lost node was running may run again (its `retries`), and
+    /// says so in the run's log.
+    async fn retry_lost(&self, run: &super::run::Run) -> bool {
+        let Some(i) = run.stages.iter().position(|st| matches!(st.status, StageState::Running | StageState::Paused)) else {
+            return false;
+        };
+        let (stage, attempt) = (&run.pipeline.stages[i], run.stages[i].attempt.max(1));
+        if attempt > stage.retries {
+            return false;
+        }
+        let message = format!("node lost: stage {:?} is queued again (attempt {} of {})", stage.id, attempt + 1, stage.retries + 1);
+        let _ = self.inner.hub.publish(&topic_of(&run.id), names::LOG_LINE, &LogLine { level: LogLevel::Warning, message }).await;
+        true
     }
 }

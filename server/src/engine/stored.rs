@@ -63,6 +63,8 @@ pub fn workflow_row(run: &Run) -> WorkflowRow {
         started_at: run.started_at,
         finished_at: run.finished_at,
         executor: run.pipeline.executor.clone(),
+        // the writer stamps its own node on a new run's row
+        node: None,
     }
 }
 
@@ -87,6 +89,20 @@ pub fn stage_row(run: &Run, index: usize) -> Option<Write> {
 
 impl Engine {
     /// A run from the database: 404 when there is none, saying so when it was pruned.
+    /// With several nodes, an unfinished run another node runs is controlled there:
+    /// this node must not take it up (forwarding controls between nodes is not built).
+    pub(super) async fn check_owner(&self, id: &str) -> Result<(), EngineError> {
+        let Some(me) = self.inner.config.node.as_deref() else { return Ok(()) };
+        let Some(stored) = self.inner.reader.run(id).await? else { return Ok(()) };
+        let finished = parse_state::<app::protocol::WorkflowState>(&stored.workflow.state).is_some_and(|s| s.is_finished());
+        match stored.workflow.node.as_deref() {
+            Some(owner) if owner != me && !finished => Err(EngineError::Conflict(format!(
+                "workflow {id:?} runs on node {owner:?}: send its controls to that node (this one is {me:?})"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn stored_run(&self, id: &str) -> Result<Run, EngineError> {
         if let Some(stored) = self.inner.reader.run(id).await? {
             return revive(&stored).ok_or_else(|| EngineError::Storage(format!("the stored run {id:?} cannot be read")));

@@ -6,6 +6,7 @@
 //! snapshots, pages of runs and ranges of events as they are asked for.
 
 pub mod connect;
+pub mod nodes;
 pub mod prune;
 pub mod reads;
 pub mod writer;
@@ -22,7 +23,7 @@ pub const DB_FILE: &str = "switchboard.db";
 /// The `meta` key that says whether the last process ended cleanly ("1") or not.
 const CLEAN_SHUTDOWN: &str = "clean_shutdown";
 /// The newest schema this build knows; a database from a newer one is refused.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 async fn set_meta(pool: &AnyPool, key: &str, value: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -56,6 +57,8 @@ pub struct WorkflowRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub executor: Option<String>,
+    /// The node that runs it, with several nodes on PostgreSQL (storage::nodes).
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,19 +95,39 @@ pub struct StorageLimits {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// This node's id when several share the database (PostgreSQL); None on SQLite.
+    node: Option<String>,
 }
 
 impl Database {
     /// Opens the database (creating the SQLite file on first run) and migrates it
     /// forward; a database of a newer schema is refused, never migrated backwards.
-    pub async fn open(location: &Location) -> Result<Database, StorageError> {
+    /// `node`: this node's id, when it is one of several (PostgreSQL).
+    pub async fn open(location: &Location, node: Option<String>) -> Result<Database, StorageError> {
         let (pool, backend) = connect::connect(location).await?;
         connect::migrate(&pool, backend).await?;
-        Ok(Database { pool, backend })
+        Ok(Database { pool, backend, node })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// This node's lease (several nodes only), `len` long.
+    pub fn lease(&self, len: std::time::Duration) -> Option<nodes::Lease> {
+        self.node.clone().map(|node| nodes::Lease::new(self.pool.clone(), node, len))
+    }
+
+    /// The `meta` key of this node's clean-shutdown marker.
+    fn clean_key(node: Option<&str>) -> String {
+        match node {
+            Some(node) => format!("{CLEAN_SHUTDOWN}:{node}"),
+            None => CLEAN_SHUTDOWN.to_owned(),
+        }
     }
 
     /// Whether the process that used the database last shut down cleanly (its writer
@@ -112,21 +135,36 @@ impl Database {
     /// a crash every durable topic gets a new epoch: the last events its clients saw
     /// may never have reached the disk, so the seqs after the stored ones would name
     /// other events. A database that never recorded either counts as clean only when
-    /// it holds no run.
+    /// it holds no run. With several nodes, all this is per node: its own marker, its
+    /// own runs' topics; and its lease is taken first (storage::nodes).
     pub async fn begin_session(&self) -> Result<bool, StorageError> {
-        let marker: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(CLEAN_SHUTDOWN)
-            .fetch_optional(&self.pool)
-            .await?;
-        let clean = match marker.as_deref() {
-            Some(v) => v == "1",
-            None => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workflows").fetch_one(&self.pool).await? == 0,
+        if let Some(lease) = self.lease(std::time::Duration::ZERO) {
+            lease.register().await?;
+        }
+        let key = Database::clean_key(self.node());
+        let marker: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1").bind(&key).fetch_optional(&self.pool).await?;
+        let clean = match (marker.as_deref(), self.node()) {
+            (Some(v), _) => v == "1",
+            (None, None) => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workflows").fetch_one(&self.pool).await? == 0,
+            (None, Some(node)) => {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM workflows WHERE node = $1").bind(node).fetch_one(&self.pool).await? == 0
+            }
         };
         if !clean {
             // one new epoch for all: what matters is that each differs from its last
-            sqlx::query("UPDATE topics SET epoch = $1").bind(crate::hub::log::memory::new_epoch()).execute(&self.pool).await?;
+            let epoch = crate::hub::log::memory::new_epoch();
+            match self.node() {
+                None => sqlx::query("UPDATE topics SET epoch = $1").bind(epoch).execute(&self.pool).await?,
+                Some(node) => {
+                    sqlx::query("UPDATE topics SET epoch = $1 WHERE name IN (SELECT 'workflow:' || id FROM workflows WHERE node = $2)")
+                        .bind(epoch)
+                        .bind(node)
+                        .execute(&self.pool)
+                        .await?
+                }
+            };
         }
-        set_meta(&self.pool, CLEAN_SHUTDOWN, "0").await?;
+        set_meta(&self.pool, &key, "0").await?;
         Ok(clean)
     }
 
@@ -138,6 +176,6 @@ impl Database {
     /// still queued, and records a clean shutdown only if every write of this process
     /// reached the disk.
     pub fn start_writer(&self, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
-        writer::start(self.pool.clone(), self.backend, limits, stop)
+        writer::start(self.pool.clone(), self.backend, self.node.clone(), limits, stop)
     }
 }

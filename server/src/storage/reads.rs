@@ -25,7 +25,7 @@ pub struct Reader {
     pub(super) pool: AnyPool,
 }
 
-const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at, executor";
+const RUN_COLUMNS: &str = "id, name, pipeline, state, error, created_at, started_at, finished_at, executor, node";
 
 fn workflow_row(w: &Row) -> Result<WorkflowRow, sqlx::Error> {
     Ok(WorkflowRow {
@@ -38,6 +38,7 @@ fn workflow_row(w: &Row) -> Result<WorkflowRow, sqlx::Error> {
         started_at: w.try_get("started_at")?,
         finished_at: w.try_get("finished_at")?,
         executor: w.try_get("executor")?,
+        node: w.try_get("node")?,
     })
 }
 
@@ -145,12 +146,18 @@ impl Reader {
         Ok(out)
     }
 
-    /// The runs a new process must take up again: those not finished, oldest first.
-    pub async fn unfinished(&self) -> Result<Vec<StoredRun>, sqlx::Error> {
+    /// The runs a new process must take up again: those not finished, oldest first;
+    /// with several nodes, only this `node`'s.
+    pub async fn unfinished(&self, node: Option<&str>) -> Result<Vec<StoredRun>, sqlx::Error> {
+        let mine = if node.is_some() { " AND node = $1" } else { "" };
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM workflows WHERE state IN ('pending', 'running', 'paused', 'waiting_confirmation') ORDER BY created_at, id"
+            "SELECT {RUN_COLUMNS} FROM workflows WHERE state IN ('pending', 'running', 'paused', 'waiting_confirmation'){mine} ORDER BY created_at, id"
         );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        let mut query = sqlx::query(&sql);
+        if let Some(node) = node {
+            query = query.bind(node);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         self.with_stages(rows).await
     }
 

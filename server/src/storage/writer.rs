@@ -6,7 +6,7 @@
 //! health says `degraded` while they last, and a process that had any never records a
 //! clean shutdown, so the next start renews every durable topic's epoch.
 
-use super::{set_meta, Backend, StageRow, StorageLimits, WorkflowRow, CLEAN_SHUTDOWN};
+use super::{set_meta, Backend, StageRow, StorageLimits, WorkflowRow};
 use sqlx::AnyPool;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,19 +135,26 @@ impl Store {
     }
 }
 
-pub fn start(pool: AnyPool, backend: Backend, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
+/// Where the writer writes, and as which node (several nodes: storage::nodes).
+struct Target {
+    pool: AnyPool,
+    backend: Backend,
+    node: Option<String>,
+}
+
+pub fn start(pool: AnyPool, backend: Backend, node: Option<String>, limits: StorageLimits, stop: CancellationToken) -> (Store, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let health = Arc::new(Health::default());
     let store = Store { tx, permits: Arc::new(Semaphore::new(limits.queue.max(1))), health: health.clone(), queued: Arc::default() };
     let permits = store.permits.clone();
     let task = tokio::spawn(async move {
-        write_loop(pool, backend, rx, stop, health).await;
+        write_loop(Target { pool, backend, node }, rx, stop, health).await;
         permits.close();
     });
     (store, task)
 }
 
-async fn write_loop(pool: AnyPool, backend: Backend, mut rx: mpsc::UnboundedReceiver<Queued>, stop: CancellationToken, health: Arc<Health>) {
+async fn write_loop(target: Target, mut rx: mpsc::UnboundedReceiver<Queued>, stop: CancellationToken, health: Arc<Health>) {
     let mut batch = Vec::new();
     let mut all_written = true;
     loop {
@@ -161,7 +168,7 @@ async fn write_loop(pool: AnyPool, backend: Backend, mut rx: mpsc::UnboundedRece
             }
         };
         if !batch.is_empty() {
-            all_written &= commit(&pool, backend, &batch, &health, &stop).await;
+            all_written &= commit(&target, &batch, &health, &stop).await;
             health.committed.fetch_add(batch.len() as u64, Ordering::AcqRel);
             health.commits.notify_waiters();
             // dropping the batch gives the producers their places back
@@ -173,21 +180,21 @@ async fn write_loop(pool: AnyPool, backend: Backend, mut rx: mpsc::UnboundedRece
     }
     if all_written && !health.ever_failed.load(Ordering::Relaxed) {
         // everything queued is on disk: the next start may keep every topic's epoch
-        if let Err(e) = set_meta(&pool, CLEAN_SHUTDOWN, "1").await {
+        if let Err(e) = set_meta(&target.pool, &super::Database::clean_key(target.node.as_deref()), "1").await {
             tracing::error!(error = %e, "cannot record the clean shutdown");
         }
     } else {
         tracing::warn!("some writes failed during this run: the next start renews every run's epoch");
     }
-    pool.close().await;
+    target.pool.close().await;
 }
 
 /// Writes the batch, retrying until it succeeds (or, once stopping, a few times more).
-async fn commit(pool: &AnyPool, backend: Backend, batch: &[Queued], health: &Health, stop: &CancellationToken) -> bool {
+async fn commit(target: &Target, batch: &[Queued], health: &Health, stop: &CancellationToken) -> bool {
     let mut wait = RETRY_FIRST;
     let mut attempts_after_stop = 0;
     loop {
-        match write_batch(pool, backend, batch).await {
+        match write_batch(target, batch).await {
             Ok(()) => {
                 for q in batch {
                     if let Write::Event { seq, committed, .. } = &q.write {
@@ -218,13 +225,19 @@ async fn commit(pool: &AnyPool, backend: Backend, batch: &[Queued], health: &Hea
 
 /// One transaction on a connection of its own, rolled back explicitly when anything in
 /// it fails (a full disk fails a statement or the commit itself): a failed transaction
-/// left open would hold the database's write lock and lock out the retry.
-async fn write_batch(pool: &AnyPool, backend: Backend, batch: &[Queued]) -> Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+/// left open would hold the database's write lock and lock out the retry. With several
+/// nodes, the batch first share-locks this node's lease row: gone (another node took
+/// this one's runs over), the batch writes nothing (the fencing of storage::nodes).
+async fn write_batch(target: &Target, batch: &[Queued]) -> Result<(), sqlx::Error> {
+    let mut conn = target.pool.acquire().await?;
     // SQLite: take the write lock now, not at the first write (no deadlock on upgrade)
-    let begin = if backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+    let begin = if target.backend == Backend::Sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
     sqlx::query(begin).execute(&mut *conn).await?;
-    let done = match apply(&mut conn, batch).await {
+    let done = match fence(&mut conn, target.node.as_deref()).await {
+        Ok(()) => apply(&mut conn, batch, target.node.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    let done = match done {
         Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
         Err(e) => Err(e),
     };
@@ -234,15 +247,24 @@ async fn write_batch(pool: &AnyPool, backend: Backend, batch: &[Queued]) -> Resu
     done
 }
 
-async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued]) -> Result<(), sqlx::Error> {
+async fn fence(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, node: Option<&str>) -> Result<(), sqlx::Error> {
+    let Some(node) = node else { return Ok(()) };
+    let held: Option<String> = sqlx::query_scalar("SELECT id FROM nodes WHERE id = $1 FOR SHARE").bind(node).fetch_optional(&mut **tx).await?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(sqlx::Error::Protocol(format!("node {node:?} no longer holds its lease: another node took its runs over"))),
+    }
+}
+
+async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued], node: Option<&str>) -> Result<(), sqlx::Error> {
     for q in batch {
         match &q.write {
             Write::Workflow(r) => {
                 sqlx::query(
-                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor)
-                     VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9)
+                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor, node)
+                     VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10)
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
-                       started_at = excluded.started_at, finished_at = excluded.finished_at",
+                       started_at = excluded.started_at, finished_at = excluded.finished_at, node = excluded.node",
                 )
                 .bind(&r.id)
                 .bind(&r.name)
@@ -253,6 +275,7 @@ async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued])
                 .bind(r.started_at)
                 .bind(r.finished_at)
                 .bind(&r.executor)
+                .bind(node)
                 .execute(&mut **tx)
                 .await?;
             }

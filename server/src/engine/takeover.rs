@@ -1,0 +1,72 @@
+//! Several nodes on one PostgreSQL: this node keeps its lease (storage::nodes), and
+//! takes up the unfinished runs of a node whose lease expired, as a restart would,
+//! except that a stage that was running there is queued again while its `retries`
+//! allow and otherwise fails with `node lost`. A node that finds its own lease gone
+//! (another node took its runs) or cannot renew it for a whole lease stops at once:
+//! fail-stop, so that two nodes never run one stage.
+
+use super::restore::Why;
+use super::{topic_of, Engine};
+use crate::storage::nodes::{Lease, Takeover};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+impl Engine {
+    /// Renews `lease` and looks for expired ones every `lease_len / 3` until shutdown.
+    /// Sets `lost` and cancels `shutdown` when this node must stop.
+    pub async fn keep_lease(self, lease: Lease, lease_len: Duration, lost: Arc<AtomicBool>, shutdown: CancellationToken) {
+        let every = lease_len / 3;
+        let mut renewed = Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match lease.renew().await {
+                Ok(true) => renewed = Instant::now(),
+                Ok(false) => {
+                    tracing::error!(node = %lease.node, "another node took this node's runs over (its lease had expired): stopping now");
+                    return stop(&lost, &shutdown);
+                }
+                Err(e) if renewed.elapsed() >= lease_len => {
+                    tracing::error!(node = %lease.node, error = %e, "the lease could not be renewed for a whole lease: another node may take the runs over, so this one stops now");
+                    return stop(&lost, &shutdown);
+                }
+                Err(e) => {
+                    tracing::warn!(node = %lease.node, error = %e, "cannot renew this node's lease; retrying");
+                    continue;
+                }
+            }
+            match lease.take_over_expired().await {
+                Ok(taken) => {
+                    for t in taken {
+                        self.take_over(t).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for nodes whose lease expired"),
+            }
+        }
+    }
+
+    async fn take_over(&self, t: Takeover) {
+        tracing::warn!(dead = %t.dead, runs = t.runs.len(), "a node's lease expired: taking its unfinished runs over");
+        let mut runs = Vec::new();
+        for id in &t.runs {
+            // whatever this node held of the run's topic belongs to the old epoch
+            self.inner.hub.restart_topic(&topic_of(id));
+            match self.inner.reader.run(id).await {
+                Ok(Some(run)) => runs.push(run),
+                Ok(None) => tracing::warn!(%id, "a run taken over is no longer stored"),
+                Err(e) => tracing::error!(%id, error = %e, "cannot read a run taken over; it stays as stored"),
+            }
+        }
+        self.take_up(runs, Why::NodeLost).await;
+    }
+}
+
+fn stop(lost: &AtomicBool, shutdown: &CancellationToken) {
+    lost.store(true, Ordering::SeqCst);
+    shutdown.cancel();
+}

@@ -1,0 +1,230 @@
+//! The server on PostgreSQL (`--database`), with a real PostgreSQL of the test's own:
+//! runs survive a SIGKILL as they do on SQLite, several nodes see every run, and bad
+//! or unreachable URLs and a database of a newer schema are refused with a message
+//! that names them (without the password).
+
+mod common;
+#[path = "cluster/postgres_server.rs"]
+mod postgres_server;
+
+use common::{http, Binary};
+use postgres_server::PostgresServer;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn node(data: &std::path::Path, url: &str, extra: &[&str]) -> Binary {
+    let mut args = vec!["--concurrency", "2", "--database", url];
+    args.extend_from_slice(extra);
+    common::start_binary(data, &args)
+}
+
+async fn api(b: &Binary, method: &str, path: &str, body: Option<Value>) -> Value {
+    let url = format!("http://{}{}", b.addr, path);
+    let req = match method {
+        "POST" => http().post(url).json(&body.unwrap_or(json!({}))),
+        _ => http().get(url),
+    };
+    req.send().await.expect("HTTP").json().await.expect("JSON body")
+}
+
+async fn start_run(b: &Binary, pipeline: Value) -> String {
+    let r = api(b, "POST", "/api/v1/workflows", Some(json!({ "pipeline": pipeline }))).await;
+    r["id"].as_str().unwrap_or_else(|| panic!("no run id: {r}")).to_owned()
+}
+
+async fn wait_for(b: &Binary, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..400 {
+        let s = api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await;
+        if check(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {id} never {what}: {}", api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await);
+}
+
+fn sigkill(b: &mut Binary) {
+    b.child.kill().expect("SIGKILL");
+    b.child.wait().expect("reaped");
+}
+
+/// Exits (within 20 s) with its stderr; panics if it serves instead.
+fn refused(data: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--port", "0", "--auth", "off", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn switchboard");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err).expect("read stderr");
+            return (status.code().unwrap_or(-1), err);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("switchboard {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn runs_on_postgres_survive_a_sigkill_like_on_sqlite() {
+    let pg = PostgresServer::start();
+    let url = pg.database("survive").await;
+    let data = common::tempdir::TempDir::new();
+    let mut a = node(data.path(), &url, &[]);
+    let done = start_run(&a, json!({"name":"quick","stages":[{"id":"a","run":"echo finished-before"}]})).await;
+    wait_for(&a, &done, "completed", |s| s["state"] == "completed").await;
+    let long = start_run(&a, json!({"name":"long","stages":[{"id":"count","run":"i=0; while true; do i=$((i+1)); echo line $i; sleep 0.05; done"}]})).await;
+    wait_for(&a, &long, "printed", |s| s["seq"].as_u64().unwrap_or(0) >= 8).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = api(&a, "GET", &format!("/api/v1/topics/workflow:{long}/history?limit=1000"), None).await;
+    sigkill(&mut a);
+
+    let a = node(data.path(), &url, &[]);
+    let snap = wait_for(&a, &long, "failed", |s| s["state"] == "failed").await;
+    assert_eq!(snap["stages"][0]["error"], "server restarted");
+    assert_ne!(snap["epoch"], before["epoch"], "a new epoch after a crash");
+    let after = api(&a, "GET", &format!("/api/v1/topics/workflow:{long}/history?limit=1000"), None).await;
+    let seqs: Vec<u64> = after["events"].as_array().expect("events").iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gapless from 1");
+    for e in before["events"].as_array().expect("events") {
+        let seq = e["seq"].as_u64().expect("seq") as usize;
+        assert_eq!(&after["events"][seq - 1], e, "every event seen before the kill is kept as it was");
+    }
+    let old = api(&a, "GET", &format!("/api/v1/topics/workflow:{done}/history"), None).await;
+    assert!(old["events"].to_string().contains("finished-before"), "{old}");
+}
+
+#[tokio::test]
+async fn bad_or_unreachable_databases_are_refused_by_name_without_the_password() {
+    let data = common::tempdir::TempDir::new();
+    let (code, err) = refused(data.path(), &["--database", "mysql://root:hunter2@db/x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a PostgreSQL URL") && err.contains("mysql://"), "{err}");
+    assert!(!err.contains("hunter2"), "the password is never printed: {err}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let nobody = format!("postgres://app:hunter2@127.0.0.1:{port}/x");
+    let (code, err) = refused(data.path(), &["--database", &nobody]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("cannot open the database") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("hunter2"), "the password is never printed: {err}");
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_a_newer_schema_is_refused() {
+    let pg = PostgresServer::start();
+    let url = pg.database("newer").await;
+    let data = common::tempdir::TempDir::new();
+    let mut a = node(data.path(), &url, &[]);
+    sigkill(&mut a);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'from the future', true, '\\x00'::bytea, 0)")
+        .execute(&mut conn)
+        .await
+        .expect("a newer migration");
+    let (code, err) = refused(data.path(), &["--database", &url]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("newer Switchboard (schema 99"), "{err}");
+}
+
+async fn post_status(b: &Binary, path: &str) -> (u16, Value) {
+    let resp = http().post(format!("http://{}{}", b.addr, path)).json(&json!({})).send().await.expect("HTTP");
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn history(b: &Binary, id: &str) -> Vec<Value> {
+    let h = api(b, "GET", &format!("/api/v1/topics/workflow:{id}/history?limit=1000"), None).await;
+    h["events"].as_array().unwrap_or_else(|| panic!("no events: {h}")).clone()
+}
+
+fn assert_once_in_order(events: &[Value]) {
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, gapless from 1");
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_stage_has_its_runs_taken_over_as_their_retries_say() {
+    let pg = PostgresServer::start();
+    let url = pg.database("takeover").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let mark = da.path().join("tried-once");
+    let lease = ["--node-lease-s", "3"];
+    let mut a = node(da.path(), &url, &lease);
+    let lost = start_run(&a, json!({"name":"lost","stages":[{"id":"work","run":"echo started; sleep 30"},{"id":"after","run":"echo after"}]})).await;
+    let retried = start_run(&a, json!({"name":"retried","stages":[{"id":"work","retries":1,
+        "run": format!("if [ -f '{m}' ]; then echo second-try; exit 0; fi; touch '{m}'; echo first-try; sleep 30", m = mark.display())}]})).await;
+    wait_for(&a, &lost, "ran", |s| s["stages"][0]["status"] == "running").await;
+    wait_for(&a, &retried, "ran", |s| s["stages"][0]["status"] == "running").await;
+
+    // B starts beside a live A: it sees A's runs, leaves them to A, and refuses their controls
+    let b = node(db.path(), &url, &lease);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = wait_for(&b, &lost, "seen on B", |s| s["stages"][0]["status"] == "running").await;
+    assert_eq!(seen["state"], "running");
+    let (status, body) = post_status(&b, &format!("/api/v1/workflows/{lost}/cancel")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("send its controls to that node"), "{body}");
+    assert_eq!(api(&a, "GET", &format!("/api/v1/workflows/{lost}"), None).await["state"], "running", "A still runs it");
+    let listed = api(&b, "GET", "/api/v1/workflows", None).await.to_string();
+    assert!(listed.contains(&lost) && listed.contains(&retried), "B lists A's runs: {listed}");
+
+    sigkill(&mut a);
+    let failed = wait_for(&b, &lost, "failed on B", |s| s["state"] == "failed").await;
+    assert_eq!(failed["stages"][0]["error"], "node lost", "{failed}");
+    assert_eq!(failed["stages"][1]["status"], "skipped", "{failed}");
+    assert_eq!(failed["error"], "node lost", "{failed}");
+    let done = wait_for(&b, &retried, "completed on B", |s| s["state"] == "completed").await;
+    assert_eq!(done["stages"][0]["attempt"], 2, "{done}");
+    let events = history(&b, &retried).await;
+    let text = Value::Array(events.clone()).to_string();
+    assert!(text.contains("first-try") && text.contains("second-try"), "{text}");
+    assert!(text.contains("node lost: stage \\\"work\\\" is queued again (attempt 2 of 2)"), "{text}");
+    assert_once_in_order(&events);
+    assert_once_in_order(&history(&b, &lost).await);
+}
+
+#[tokio::test]
+async fn a_node_that_lost_its_lease_while_paused_stops_and_writes_nothing_more() {
+    let pg = PostgresServer::start();
+    let url = pg.database("failstop").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let lease = ["--node-lease-s", "3"];
+    let mut a = node(da.path(), &url, &lease);
+    let b = node(db.path(), &url, &lease);
+    let id = start_run(&a, json!({"name":"ticking","stages":[{"id":"tick","run":"i=0; while [ $i -lt 600 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done"}]})).await;
+    wait_for(&a, &id, "ticking", |s| s["seq"].as_u64().unwrap_or(0) >= 5).await;
+    let pid = nix::unistd::Pid::from_raw(a.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let failed = wait_for(&b, &id, "taken over", |s| s["state"] == "failed").await;
+    assert_eq!(failed["stages"][0]["error"], "node lost");
+    let stored = |url: String, topic: String| async move {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+        let row: (i64, Option<i64>) = sqlx::query_as("SELECT COUNT(*), MAX(seq) FROM events WHERE topic = $1").bind(topic).fetch_one(&mut conn).await.expect("count");
+        row
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = stored(url.clone(), format!("workflow:{id}")).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = a.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "A went on after losing its lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "A stops with a failure status: {status}");
+    a.log_line("took this node's runs over");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored(url.clone(), format!("workflow:{id}")).await, settled, "nothing A had still to write reached the database");
+    assert_once_in_order(&history(&b, &id).await);
+    assert_eq!(api(&b, "GET", &format!("/api/v1/workflows/{id}"), None).await["state"], "failed");
+}
