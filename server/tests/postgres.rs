@@ -158,28 +158,30 @@ async fn a_node_killed_mid_stage_has_its_runs_taken_over_as_their_retries_say() 
     let mark = da.path().join("tried-once");
     let lease = ["--node-lease-s", "3"];
     let mut a = node(da.path(), &url, &lease);
-    let lost = start_run(&a, json!({"name":"lost","stages":[{"id":"work","run":"echo started; sleep 30"},{"id":"after","run":"echo after"}]})).await;
+    let lost = start_run(&a, json!({"name":"lost","stages":[{"id":"gate","run":"echo gate","confirm":true},{"id":"work","run":"echo started; sleep 30"},{"id":"after","run":"echo after"}]})).await;
     let retried = start_run(&a, json!({"name":"retried","stages":[{"id":"work","retries":1,
         "run": format!("if [ -f '{m}' ]; then echo second-try; exit 0; fi; touch '{m}'; echo first-try; sleep 30", m = mark.display())}]})).await;
-    wait_for(&a, &lost, "ran", |s| s["stages"][0]["status"] == "running").await;
+    wait_for(&a, &lost, "at its gate", |s| s["state"] == "waiting_confirmation").await;
     wait_for(&a, &retried, "ran", |s| s["stages"][0]["status"] == "running").await;
 
-    // B starts beside a live A: it sees A's runs, leaves them to A, and refuses their controls
+    // B starts beside a live A: it sees A's runs and leaves them to A; a confirmation
+    // sent to B is relayed to A
     let b = node(db.path(), &url, &lease);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let seen = wait_for(&b, &lost, "seen on B", |s| s["stages"][0]["status"] == "running").await;
-    assert_eq!(seen["state"], "running");
-    let (status, body) = post_status(&b, &format!("/api/v1/workflows/{lost}/cancel")).await;
-    assert_eq!(status, 409, "{body}");
-    assert!(body.to_string().contains("send its controls to that node"), "{body}");
-    assert_eq!(api(&a, "GET", &format!("/api/v1/workflows/{lost}"), None).await["state"], "running", "A still runs it");
+    let seen = wait_for(&b, &lost, "seen on B", |s| s["state"] == "waiting_confirmation").await;
+    assert_eq!(seen["stages"][0]["status"], "waiting_confirmation", "{seen}");
+    let (status, body) = post_status(&b, &format!("/api/v1/workflows/{lost}/confirm")).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&a, &lost, "past its gate on A", |s| s["stages"][1]["status"] == "running").await;
+    assert_eq!(api(&a, "GET", &format!("/api/v1/workflows/{retried}"), None).await["state"], "running", "A still runs it");
     let listed = api(&b, "GET", "/api/v1/workflows", None).await.to_string();
     assert!(listed.contains(&lost) && listed.contains(&retried), "B lists A's runs: {listed}");
 
     sigkill(&mut a);
     let failed = wait_for(&b, &lost, "failed on B", |s| s["state"] == "failed").await;
-    assert_eq!(failed["stages"][0]["error"], "node lost", "{failed}");
-    assert_eq!(failed["stages"][1]["status"], "skipped", "{failed}");
+    assert_eq!(failed["stages"][0]["status"], "completed", "{failed}");
+    assert_eq!(failed["stages"][1]["error"], "node lost", "{failed}");
+    assert_eq!(failed["stages"][2]["status"], "skipped", "{failed}");
     assert_eq!(failed["error"], "node lost", "{failed}");
     let done = wait_for(&b, &retried, "completed on B", |s| s["state"] == "completed").await;
     assert_eq!(done["stages"][0]["attempt"], 2, "{done}");
@@ -227,4 +229,42 @@ async fn a_node_that_lost_its_lease_while_paused_stops_and_writes_nothing_more()
     assert_eq!(stored(url.clone(), format!("workflow:{id}")).await, settled, "nothing A had still to write reached the database");
     assert_once_in_order(&history(&b, &id).await);
     assert_eq!(api(&b, "GET", &format!("/api/v1/workflows/{id}"), None).await["state"], "failed");
+}
+
+#[tokio::test]
+async fn controls_sent_to_any_node_reach_the_runs_owner() {
+    let pg = PostgresServer::start();
+    let url = pg.database("relay").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let a = node(da.path(), &url, &[]);
+    let b = node(db.path(), &url, &[]);
+    let id = start_run(&a, json!({"name":"relayed","stages":[{"id":"chat","stdin":"chat","run":"read line; case \"$line\" in *'hello from B'*) echo HEARD-IT;; esac; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"}]})).await;
+    wait_for(&a, &id, "running", |s| s["stages"][0]["status"] == "running").await;
+
+    // over HTTP on B: chat reaches the stage's stdin on A; pause and resume act there
+    let chat = http().post(format!("http://{}/api/v1/workflows/{id}/chat", b.addr)).json(&json!({"text":"hello from B"})).send().await.expect("chat");
+    assert_eq!(chat.status(), 200, "{:?}", chat.text().await);
+    for _ in 0..100 {
+        if history(&a, &id).await.iter().any(|e| e.to_string().contains("HEARD-IT")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(Value::Array(history(&a, &id).await).to_string().contains("HEARD-IT"), "the stage read the chat");
+    assert_eq!(post_status(&b, &format!("/api/v1/workflows/{id}/pause")).await.0, 200);
+    wait_for(&a, &id, "paused on A", |s| s["state"] == "paused").await;
+    let (status, body) = post_status(&b, &format!("/api/v1/workflows/{id}/pause")).await;
+    assert_eq!(status, 409, "A's own answer comes back: {body}");
+    assert!(body.to_string().contains("paused"), "{body}");
+
+    // over a WebSocket on B
+    let mut c = common::Client::connect(&format!("ws://{}/ws", b.addr)).await;
+    c.expect_type("hello").await;
+    let ack = c.request(json!({"type":"control","action":"resume","workflow_id":id}), "r").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    wait_for(&a, &id, "running again on A", |s| s["state"] == "running").await;
+    let ack = c.request(json!({"type":"control","action":"cancel","workflow_id":id}), "x").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    wait_for(&a, &id, "cancelled on A", |s| s["state"] == "cancelled").await;
+    wait_for(&b, &id, "cancelled as B reads it", |s| s["state"] == "cancelled").await;
 }

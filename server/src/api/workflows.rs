@@ -23,7 +23,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let retry = match e {
             EngineError::QueueFull(_) => Some(QUEUE_FULL_RETRY_S),
-            EngineError::AgentOffline(_) => Some(AGENT_OFFLINE_RETRY_S),
+            EngineError::AgentOffline(_) | EngineError::NodeUnreachable(_) => Some(AGENT_OFFLINE_RETRY_S),
             _ => None,
         };
         let err = ApiError::new(e.code(), e.to_string());

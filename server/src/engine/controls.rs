@@ -1,5 +1,6 @@
 //! Acting on runs: pause, resume, cancel, confirm, restart a stage, chat.
 
+use super::forward::Op;
 use super::process::Control;
 use super::run::Run;
 use super::{lock, topic_of, Engine, EngineError};
@@ -36,6 +37,9 @@ impl Engine {
     }
 
     pub async fn control(&self, id: &str, action: ControlAction) -> Result<(), EngineError> {
+        if let Some(owner) = self.owner_elsewhere(id).await? {
+            return self.forward(&owner, id, Op::Control { action }).await;
+        }
         let entry = self.entry_or_load(id).await?;
         let state = {
             let run = entry.run.lock().await;
@@ -60,6 +64,9 @@ impl Engine {
     }
 
     pub async fn confirm(&self, id: &str) -> Result<(), EngineError> {
+        if let Some(owner) = self.owner_elsewhere(id).await? {
+            return self.forward(&owner, id, Op::Confirm).await;
+        }
         let entry = self.entry_or_load(id).await?;
         if entry.run.lock().await.state != WorkflowState::WaitingConfirmation {
             return Err(EngineError::Conflict(format!("workflow {id:?} has no stage waiting for confirmation")));
@@ -104,6 +111,9 @@ impl Engine {
         let max = self.inner.config.max_chat_bytes;
         if text.len() > max {
             return Err(EngineError::BadRequest(format!("text: {} bytes is over the limit of {max} (SWITCHBOARD_MAX_CHAT_BYTES)", text.len())));
+        }
+        if let Some(owner) = self.owner_elsewhere(id).await? {
+            return self.forward(&owner, id, Op::Chat { from: from.to_owned(), text: text.to_owned() }).await;
         }
         let entry = self.entry_or_load(id).await?;
         self.executor_offline(&*entry.run.lock().await)?;

@@ -8,6 +8,7 @@
 mod book;
 mod controls;
 mod coordinator;
+mod forward;
 pub mod interpreter;
 mod lifecycle;
 mod placement;
@@ -113,6 +114,11 @@ pub enum EngineError {
     Storage(String),
     #[error("{0}")]
     AgentOffline(String),
+    /// The answer of the node a control was relayed to.
+    #[error("{message}")]
+    Relayed { code: ErrorCode, message: String },
+    #[error("{0}")]
+    NodeUnreachable(String),
 }
 
 impl EngineError {
@@ -127,6 +133,8 @@ impl EngineError {
             EngineError::QueueFull(_) => ErrorCode::RateLimited,
             EngineError::Forbidden(_) => ErrorCode::Forbidden,
             EngineError::AgentOffline(_) => ErrorCode::AgentOffline,
+            EngineError::Relayed { code, .. } => *code,
+            EngineError::NodeUnreachable(_) => ErrorCode::Internal,
         }
     }
 }
@@ -191,6 +199,8 @@ struct Inner {
     store: Store,
     reader: Reader,
     env_deny: stage_env::EnvDeny,
+    /// Relaying controls to other nodes (several nodes on PostgreSQL only).
+    forwarding: std::sync::OnceLock<Arc<forward::Forwarding>>,
 }
 
 #[derive(Clone)]
@@ -247,6 +257,7 @@ impl Engine {
                 store,
                 reader,
                 env_deny: stage_env::EnvDeny::new(&config.stage_env_deny),
+                forwarding: std::sync::OnceLock::new(),
                 config,
             }),
         }

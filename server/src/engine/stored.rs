@@ -23,7 +23,7 @@ pub fn name_of<T: serde::Serialize>(state: &T) -> String {
     serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn parse_state<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+pub(super) fn parse_state<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
     serde_json::from_value(Value::String(name.to_owned())).ok()
 }
 
@@ -89,17 +89,12 @@ pub fn stage_row(run: &Run, index: usize) -> Option<Write> {
 
 impl Engine {
     /// A run from the database: 404 when there is none, saying so when it was pruned.
-    /// With several nodes, an unfinished run another node runs is controlled there:
-    /// this node must not take it up (forwarding controls between nodes is not built).
+    /// With several nodes, an unfinished run another node runs is that node's to act
+    /// on: this node must not take it up (controls are relayed: engine::forward).
     pub(super) async fn check_owner(&self, id: &str) -> Result<(), EngineError> {
-        let Some(me) = self.inner.config.node.as_deref() else { return Ok(()) };
-        let Some(stored) = self.inner.reader.run(id).await? else { return Ok(()) };
-        let finished = parse_state::<app::protocol::WorkflowState>(&stored.workflow.state).is_some_and(|s| s.is_finished());
-        match stored.workflow.node.as_deref() {
-            Some(owner) if owner != me && !finished => Err(EngineError::Conflict(format!(
-                "workflow {id:?} runs on node {owner:?}: send its controls to that node (this one is {me:?})"
-            ))),
-            _ => Ok(()),
+        match self.owner_elsewhere(id).await? {
+            Some(owner) => Err(EngineError::Conflict(format!("workflow {id:?} runs on node {owner:?}: only that node can do this now"))),
+            None => Ok(()),
         }
     }
 
