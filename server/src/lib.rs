@@ -130,7 +130,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let limits = storage::StorageLimits { queue: config.storage.db_queue as usize };
     let (store, writer) = database.start_writer(limits, writer_stop.clone());
     let hub_config = HubConfig::from(&config);
-    let durable = hub::log::durable::DurableLog::new(store.clone(), reader.clone(), hub_config.durable_window);
+    let durable = hub::log::durable::DurableLog::new(store.clone(), reader.clone(), hub_config.durable_window).shared(database.node().is_some());
     let broker = match &config.broker.broker {
         Some(url) => {
             let settings = hub::broker::BrokerConfig { url: url.clone(), prefix: config.broker.broker_prefix.clone(), retention: hub_config.retention };

@@ -83,8 +83,9 @@ async fn runs_on_postgres_survive_a_sigkill_like_on_sqlite() {
     wait_for(&a, &done, "completed", |s| s["state"] == "completed").await;
     let long = start_run(&a, json!({"name":"long","stages":[{"id":"count","run":"i=0; while true; do i=$((i+1)); echo line $i; sleep 0.05; done"}]})).await;
     wait_for(&a, &long, "printed", |s| s["seq"].as_u64().unwrap_or(0) >= 8).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let before = api(&a, "GET", &format!("/api/v1/topics/workflow:{long}/history?limit=1000"), None).await;
+    // let the writer catch up with what the clients saw, then die without warning
+    tokio::time::sleep(Duration::from_millis(300)).await;
     sigkill(&mut a);
 
     let a = node(data.path(), &url, &[]);
@@ -240,6 +241,7 @@ async fn controls_sent_to_any_node_reach_the_runs_owner() {
     let b = node(db.path(), &url, &[]);
     let id = start_run(&a, json!({"name":"relayed","stages":[{"id":"chat","stdin":"chat","run":"read line; case \"$line\" in *'hello from B'*) echo HEARD-IT;; esac; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"}]})).await;
     wait_for(&a, &id, "running", |s| s["stages"][0]["status"] == "running").await;
+    wait_for(&b, &id, "seen running on B", |s| s["stages"][0]["status"] == "running").await;
 
     // over HTTP on B: chat reaches the stage's stdin on A; pause and resume act there
     let chat = http().post(format!("http://{}/api/v1/workflows/{id}/chat", b.addr)).json(&json!({"text":"hello from B"})).send().await.expect("chat");
@@ -250,7 +252,7 @@ async fn controls_sent_to_any_node_reach_the_runs_owner() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(Value::Array(history(&a, &id).await).to_string().contains("HEARD-IT"), "the stage read the chat");
+    assert!(Value::Array(history(&a, &id).await).to_string().contains("HEARD-IT"), "the stage read the chat: {:?} {:?}", a.log.lock().unwrap(), b.log.lock().unwrap());
     assert_eq!(post_status(&b, &format!("/api/v1/workflows/{id}/pause")).await.0, 200);
     wait_for(&a, &id, "paused on A", |s| s["state"] == "paused").await;
     let (status, body) = post_status(&b, &format!("/api/v1/workflows/{id}/pause")).await;
@@ -267,4 +269,42 @@ async fn controls_sent_to_any_node_reach_the_runs_owner() {
     assert_eq!(ack["type"], "ack", "{ack}");
     wait_for(&a, &id, "cancelled on A", |s| s["state"] == "cancelled").await;
     wait_for(&b, &id, "cancelled as B reads it", |s| s["state"] == "cancelled").await;
+}
+
+#[tokio::test]
+async fn a_run_is_watched_live_from_any_node_every_event_once_in_order() {
+    let pg = PostgresServer::start();
+    let url = pg.database("watch").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let a = node(da.path(), &url, &[]);
+    let b = node(db.path(), &url, &[]);
+    let id = start_run(&a, json!({"name":"watched","stages":[
+        {"id":"wait","run":"sleep 1"},
+        {"id":"print","run":"i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; sleep 0.005; done"}
+    ]})).await;
+    // subscribed on B while A runs it
+    let mut c = common::Client::connect(&format!("ws://{}/ws", b.addr)).await;
+    c.expect_type("hello").await;
+    let reply = c.request(json!({"type":"subscribe","topic":format!("workflow:{id}"),"since":0}), "s").await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+    let mut seqs = Vec::new();
+    let mut text = String::new();
+    loop {
+        let v = c.recv().await;
+        if v["type"] != "event" {
+            continue;
+        }
+        seqs.push(v["seq"].as_u64().expect("seq"));
+        text.push_str(&v.to_string());
+        if v["event"] == "workflow_status" && v["data"]["state"] == "completed" {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order, from 1");
+    for i in [1, 150, 300] {
+        assert!(text.contains(&format!("line-{i}")), "line-{i} reached B's subscriber");
+    }
+    let on_a = history(&a, &id).await;
+    assert!(on_a.len() >= seqs.len(), "A stored all B's subscriber got");
+    assert_eq!(on_a[seqs.len() - 1]["event"], "workflow_status", "the same event at the same seq on A: {}", on_a[seqs.len() - 1]);
 }

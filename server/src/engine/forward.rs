@@ -1,10 +1,12 @@
 //! Several nodes on PostgreSQL: a control (pause, resume, cancel, confirm, chat) for an
 //! unfinished run that another node owns is relayed to that node (storage::relay),
 //! which acts on it as if it had been sent there and answers; so any node takes any
-//! control, over HTTP or WebSocket, and the caller gets the owner's own answer.
+//! control, over HTTP or WebSocket, and the caller gets the owner's own answer. The
+//! same listener hands other nodes' announcements of stored events to the hub
+//! (hub::follow), so a run is watched live from any node.
 
 use super::{lock, Engine, EngineError};
-use crate::storage::relay::{Relay, Reply, CONTROLS, REPLIES};
+use crate::storage::relay::{Relay, Reply, CONTROLS, EVENTS, REPLIES};
 use app::protocol::{ControlAction, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -70,6 +72,7 @@ impl Engine {
                     _ = poll.tick() => engine.act_on_relayed(&forwarding).await,
                     n = rx.recv() => match n {
                         None => return,
+                        Some((channel, payload)) if channel == EVENTS => engine.inner.hub.follow(&payload).await,
                         Some((channel, payload)) if channel == CONTROLS => {
                             if payload == forwarding.relay.node {
                                 engine.act_on_relayed(&forwarding).await;
@@ -146,14 +149,14 @@ impl Engine {
     }
 }
 
-/// Forwards every notification on the two channels to `tx`, reconnecting (with
+/// Forwards every notification on the three channels to `tx`, reconnecting (with
 /// backoff) whenever the connection is lost, until shutdown.
 async fn listen(url: String, tx: mpsc::UnboundedSender<(String, String)>, shutdown: CancellationToken) {
     let mut wait = RECONNECT_FIRST;
     loop {
         let connected = async {
             let mut listener = sqlx::postgres::PgListener::connect(&url).await?;
-            listener.listen_all([CONTROLS, REPLIES]).await?;
+            listener.listen_all([CONTROLS, REPLIES, EVENTS]).await?;
             Ok::<_, sqlx::Error>(listener)
         };
         let mut listener = tokio::select! {

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod counters;
 pub mod directory;
 mod dispatch;
+mod follow;
 mod in_flight;
 pub mod event;
 pub mod fanout;

@@ -20,6 +20,11 @@ static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 const SQLITE_PRAGMAS: &str =
     "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
 
+/// A node frozen in the middle of a transaction (a VM stall, SIGSTOP) would hold its
+/// locks, its lease row's among them, for as long as it is frozen, and no other node
+/// could take its runs over: PostgreSQL ends such a session after 5 s.
+const POSTGRES_SESSION: &str = "SET idle_in_transaction_session_timeout = 5000";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -63,6 +68,7 @@ pub(super) async fn connect(location: &Location) -> Result<(AnyPool, Backend), S
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| Box::pin(async move { conn.execute(POSTGRES_SESSION).await.map(|_| ()) }))
                 .connect(url)
                 .await
                 .map_err(open_err)?;

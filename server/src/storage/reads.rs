@@ -75,6 +75,13 @@ impl Reader {
         Ok(Some((epoch, last.unwrap_or(0) as u64)))
     }
 
+    /// The topic's position, storing `epoch` for it first if it has none. Several
+    /// nodes may open one topic at once: each reads back the epoch that was stored.
+    pub async fn topic_position_or_create(&self, topic: &str, epoch: &str) -> Result<(String, u64), sqlx::Error> {
+        sqlx::query("INSERT INTO topics (name, epoch) VALUES ($1, $2) ON CONFLICT DO NOTHING").bind(topic).bind(epoch).execute(&self.pool).await?;
+        self.topic_position(topic).await?.ok_or(sqlx::Error::RowNotFound)
+    }
+
     /// Up to `limit` events of `topic` with seq in (`since`, `upto`], oldest first.
     pub async fn events(&self, topic: &str, since: u64, upto: u64, limit: usize) -> Result<Vec<(u64, String)>, sqlx::Error> {
         sqlx::query("SELECT seq, frame FROM events WHERE topic = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4")

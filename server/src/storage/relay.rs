@@ -11,6 +11,8 @@ use sqlx::AnyPool;
 
 pub const CONTROLS: &str = "switchboard_controls";
 pub const REPLIES: &str = "switchboard_replies";
+/// Where each write batch tells how far its topics got (hub::follow).
+pub const EVENTS: &str = "switchboard_events";
 /// A relayed control older than this is dropped unread: its sender gave up long ago.
 const STALE_MS: i64 = 60_000;
 /// `pg_notify` returns `void`, a type the Any driver cannot read: select a constant.

@@ -238,6 +238,10 @@ async fn write_batch(target: &Target, batch: &[Queued]) -> Result<(), sqlx::Erro
         Err(e) => Err(e),
     };
     let done = match done {
+        Ok(()) if target.node.is_some() => announce(&mut conn, batch).await,
+        other => other,
+    };
+    let done = match done {
         Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| ()),
         Err(e) => Err(e),
     };
@@ -254,6 +258,27 @@ async fn fence(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, node: Option<&str
         Some(_) => Ok(()),
         None => Err(sqlx::Error::Protocol(format!("node {node:?} no longer holds its lease: another node took its runs over"))),
     }
+}
+
+/// Several nodes: tells every node, at commit, how far each topic of the batch got
+/// (hub::follow), `"<topic> <epoch> <seq>"` on `switchboard_events`.
+async fn announce(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued]) -> Result<(), sqlx::Error> {
+    let mut last: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for q in batch {
+        if let Write::Event { topic, seq, .. } = &q.write {
+            let at = last.entry(topic.as_str()).or_default();
+            *at = (*at).max(*seq);
+        }
+    }
+    for (topic, seq) in last {
+        sqlx::query("SELECT 1 AS sent FROM (SELECT pg_notify($1, name || ' ' || epoch || ' ' || $2) FROM topics WHERE name = $3) AS n")
+            .bind(super::relay::EVENTS)
+            .bind(seq.to_string())
+            .bind(topic)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued], node: Option<&str>) -> Result<(), sqlx::Error> {

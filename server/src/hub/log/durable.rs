@@ -22,15 +22,25 @@ pub struct Window {
     pub max_bytes: usize,
 }
 
+/// Events read at once when following another node's writes.
+const FOLLOW_PAGE: usize = 1_000;
+
 pub struct DurableLog {
     store: Store,
     reader: Reader,
     window: Window,
+    /// Several nodes share the database: a new topic's epoch is stored at once, and
+    /// read back, so that every node that opens it has the same (hub::follow).
+    shared: bool,
 }
 
 impl DurableLog {
     pub fn new(store: Store, reader: Reader, window: Window) -> DurableLog {
-        DurableLog { store, reader, window }
+        DurableLog { store, reader, window, shared: false }
+    }
+
+    pub fn shared(self, shared: bool) -> DurableLog {
+        DurableLog { shared, ..self }
     }
 }
 
@@ -40,6 +50,7 @@ impl TopicLog for DurableLog {
             let position = self.reader.topic_position(topic).await.map_err(|e| LogError::Read(e.to_string()))?;
             let (epoch, last_seq) = match position {
                 Some(p) => p,
+                None if self.shared => self.reader.topic_position_or_create(topic, &new_epoch()).await.map_err(|e| LogError::Read(e.to_string()))?,
                 None => {
                     let epoch = new_epoch();
                     self.store.write(Write::Topic { name: topic.to_owned(), epoch: epoch.clone() }).await;
@@ -165,6 +176,39 @@ impl LogTopic for DurableTopic {
                 }
             }
             Ok(Range { events, complete })
+        }))
+    }
+
+    fn follow<'a>(&'a self, upto: u64, out: &'a dyn Deliver) -> LogFuture<'a, ()> {
+        if upto <= self.lock().last_seq {
+            // this node wrote them, or has them already
+            return LogFuture::ready(Ok(()));
+        }
+        LogFuture::Pending(Box::pin(async move {
+            loop {
+                let since = self.lock().last_seq;
+                if since >= upto {
+                    return Ok(());
+                }
+                let rows = self.reader.events(&self.name, since, upto, FOLLOW_PAGE).await.map_err(|e| LogError::Read(e.to_string()))?;
+                if rows.is_empty() {
+                    return Ok(());
+                }
+                let mut state = self.lock();
+                for (seq, frame) in rows {
+                    // another follow may have delivered some meanwhile: each seq once
+                    if seq != state.last_seq + 1 {
+                        continue;
+                    }
+                    let event = Arc::new(StoredEvent::stored(seq, frame));
+                    state.last_seq = seq;
+                    self.committed.fetch_max(seq, Ordering::AcqRel);
+                    state.bytes += event.cost();
+                    state.recent.push_back(event.clone());
+                    out.deliver(&event);
+                }
+                self.trim(&mut state);
+            }
         }))
     }
 

@@ -112,6 +112,13 @@ pub trait LogTopic: Send + Sync {
         LogFuture::ready(Ok(()))
     }
 
+    /// Another node stored this topic's events up to `upto` (a run it owns, watched
+    /// here): hands what this node has not delivered yet to `out`, in seq order. Only
+    /// a log kept in a shared database can; the others have nothing to do.
+    fn follow<'a>(&'a self, _upto: u64, _out: &'a dyn Deliver) -> LogFuture<'a, ()> {
+        LogFuture::ready(Ok(()))
+    }
+
     /// Up to `limit` events with seq in (`since`, `upto`], oldest first.
     fn read(&self, since: u64, upto: u64, limit: usize) -> LogFuture<'_, Range>;
 

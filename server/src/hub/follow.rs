@@ -1,0 +1,30 @@
+//! Several nodes on PostgreSQL: a run's topic is written by the node that owns the run,
+//! and watched from any. The owner's writer announces each batch it commits
+//! (`NOTIFY switchboard_events, '<topic> <epoch> <seq>'`, storage::writer); a node
+//! that has the topic open here reads what it lacks from the database and delivers
+//! it to its own subscribers, in seq order, each event once (log::durable). Topics not
+//! open here are not touched. An announcement in another epoch (the run was taken over,
+//! or its owner restarted after a crash) restarts the topic here: its subscribers get
+//! 1012 and resume in the new epoch.
+
+use super::Hub;
+
+impl Hub {
+    /// Takes one announcement, `"<topic> <epoch> <seq>"`.
+    pub async fn follow(&self, announced: &str) {
+        let mut parts = announced.split(' ');
+        let (Some(name), Some(epoch), Some(Ok(upto)), None) = (parts.next(), parts.next(), parts.next().map(str::parse::<u64>), parts.next()) else {
+            tracing::warn!(announced, "an announcement of stored events that does not read");
+            return;
+        };
+        let Some(topic) = self.existing(name) else { return };
+        if *topic.log.epoch() != *epoch {
+            tracing::info!(topic = name, here = %topic.log.epoch(), announced = epoch, "another node started this topic's new epoch: its subscribers here resume in it");
+            self.restart_topic(name);
+            return;
+        }
+        if let Err(e) = topic.log.follow(upto, &*topic.fanout).await {
+            tracing::warn!(topic = name, error = %e, "cannot read another node's events of a topic watched here");
+        }
+    }
+}
