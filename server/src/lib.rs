@@ -145,6 +145,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     engine_config.node = node.clone();
     let registry = agents::Registry::new(hub.clone(), config.agents.registry());
     let engine = engine::Engine::new(hub.clone(), registry.clone(), engine_config, tracker.clone(), shutdown.child_token(), store.clone(), reader);
+    if let Some(slots) = config.storage.cluster_concurrency.and_then(|limit| database.slots(limit)) {
+        // this node's runs from before queue again: the slots they held are free
+        slots.release_all().await.map_err(storage::StorageError::Sql)?;
+        engine.limit_cluster(slots);
+    }
     engine.restore(unfinished, stored_runs.max(0) as u64, durations).await;
     hub.set_actions(Arc::new(engine.clone()));
     tracker.spawn(engine.clone().run_coordinator(COORDINATOR_EVERY));

@@ -308,3 +308,38 @@ async fn a_run_is_watched_live_from_any_node_every_event_once_in_order() {
     assert!(on_a.len() >= seqs.len(), "A stored all B's subscriber got");
     assert_eq!(on_a[seqs.len() - 1]["event"], "workflow_status", "the same event at the same seq on A: {}", on_a[seqs.len() - 1]);
 }
+
+#[tokio::test]
+async fn the_cluster_concurrency_limit_holds_across_nodes_and_a_dead_nodes_slots_come_back() {
+    let pg = PostgresServer::start();
+    let url = pg.database("slots").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let limit = ["--cluster-concurrency", "1", "--node-lease-s", "3"];
+    let a = node(da.path(), &url, &limit);
+    let b = node(db.path(), &url, &limit);
+    let trace = da.path().join("trace");
+    let stage = |name: &str| {
+        json!({"name": name, "stages": [{"id": "one", "run": format!("echo start >> '{t}'; sleep 0.3; echo end >> '{t}'", t = trace.display())}]})
+    };
+    let mut ids = Vec::new();
+    for (i, n) in [&a, &b, &a, &b].into_iter().enumerate() {
+        ids.push((n, start_run(n, stage(&format!("limited-{i}"))).await));
+    }
+    for (n, id) in &ids {
+        wait_for(n, id, "completed", |s| s["state"] == "completed").await;
+    }
+    let lines = std::fs::read_to_string(&trace).expect("the trace");
+    assert_eq!(lines, "start\nend\n".repeat(4), "one run at a time across both nodes");
+
+    // A holds the only slot and dies: once its lease is out, B's waiting run gets it
+    let mut a = a;
+    let held = start_run(&a, json!({"name":"holder","stages":[{"id":"hold","run":"sleep 30"}]})).await;
+    wait_for(&a, &held, "running", |s| s["state"] == "running").await;
+    let waiting = start_run(&b, stage("waiting")).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api(&b, "GET", &format!("/api/v1/workflows/{waiting}"), None).await["state"], "pending", "no slot while A holds it");
+    sigkill(&mut a);
+    wait_for(&b, &waiting, "completed once A's slot came back", |s| s["state"] == "completed").await;
+    let lost = wait_for(&b, &held, "failed", |s| s["state"] == "failed").await;
+    assert_eq!(lost["stages"][0]["error"], "node lost");
+}

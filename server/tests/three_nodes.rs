@@ -113,7 +113,7 @@ async fn a_run_started_on_a_confirmed_on_b_watched_from_c_survives_a_being_kille
     let seen = before.len() as u64 + during.len() as u64;
     assert_eq!(seqs(&during), (before.len() as u64 + 1..=seen).collect::<Vec<_>>());
 
-    let (mut watcher, resumed) = watch(&c, &topic, Some((seen, &old_epoch))).await;
+    let (watcher, resumed) = watch(&c, &topic, Some((seen, &old_epoch))).await;
     assert_eq!(resumed["recovered"], false, "a new epoch: {resumed}");
     assert_ne!(resumed["epoch"], old_epoch.as_str());
     let failed = wait_state(&b, &id, "failed").await;

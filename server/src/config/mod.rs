@@ -107,6 +107,8 @@ pub enum ConfigError {
     AllowedHosts(String),
     #[error("invalid log filter {value:?} (SWITCHBOARD_LOG / --log): {reason}")]
     LogFilter { value: String, reason: String },
+    #[error("--cluster-concurrency {0} (SWITCHBOARD_CLUSTER_CONCURRENCY) limits runs across nodes that share a database: give --database too, or use --concurrency")]
+    ClusterWithoutDatabase(u32),
 }
 
 impl Config {
@@ -125,6 +127,9 @@ impl Config {
             }
         }
         self.allowed_hosts(self.addr())?;
+        if let (Some(n), None) = (self.storage.cluster_concurrency, &self.storage.database) {
+            return Err(ConfigError::ClusterWithoutDatabase(n));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_filter).map_err(|e| ConfigError::LogFilter {
             value: self.log_filter.clone(),
             reason: e.to_string(),

@@ -17,6 +17,11 @@ pub struct StorageSettings {
     #[arg(long, env = "SWITCHBOARD_NODE_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3_600))]
     pub node_lease_s: u64,
 
+    /// With `--database`: runs at once across all the nodes (each also keeps to its own
+    /// `--concurrency`); unset, only each node's own limit.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub cluster_concurrency: Option<u32>,
+
     /// Writes waiting for the disk, at most; then producers wait (a stage's output
     /// pipe fills and the stage blocks), nothing is dropped.
     #[arg(long, env = "SWITCHBOARD_DB_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

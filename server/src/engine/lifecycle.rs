@@ -30,7 +30,8 @@ impl Engine {
         mut resume: Option<(String, u64)>,
         mut controls: mpsc::UnboundedReceiver<Control>,
     ) {
-        let Some(permit) = self.wait_turn(ticket, &mut controls).await else {
+        let id = entry.run.lock().await.id.clone();
+        let Some(permit) = self.wait_turn(ticket, &id, &mut controls).await else {
             if !self.inner.shutdown.is_cancelled() {
                 self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from).await;
             }

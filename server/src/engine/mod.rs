@@ -201,6 +201,8 @@ struct Inner {
     env_deny: stage_env::EnvDeny,
     /// Relaying controls to other nodes (several nodes on PostgreSQL only).
     forwarding: std::sync::OnceLock<Arc<forward::Forwarding>>,
+    /// The cluster-wide concurrency limit (`--cluster-concurrency`), when there is one.
+    cluster_slots: std::sync::OnceLock<crate::storage::slots::Slots>,
 }
 
 #[derive(Clone)]
@@ -258,6 +260,7 @@ impl Engine {
                 reader,
                 env_deny: stage_env::EnvDeny::new(&config.stage_env_deny),
                 forwarding: std::sync::OnceLock::new(),
+                cluster_slots: std::sync::OnceLock::new(),
                 config,
             }),
         }

@@ -1,12 +1,41 @@
 //! The queue: first come, first served behind the concurrency limit. Each run waiting
 //! holds a ticket; only the front ticket waits on the semaphore, so runs start in
-//! submission order whatever order their tasks are first polled in.
+//! submission order whatever order their tasks are first polled in. With several
+//! nodes and `--cluster-concurrency`, a run then also waits for one of the cluster's
+//! slots (storage::slots), looked for every `CLAIM_EVERY`.
 
 use super::process::Control;
 use super::{lock, Engine, Entry};
+use crate::storage::slots::Slots;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+const CLAIM_EVERY: Duration = Duration::from_millis(200);
+
+/// A run's place to run: this node's slot, and the cluster's when it has a limit.
+pub(super) struct Turn {
+    _local: tokio::sync::OwnedSemaphorePermit,
+    _cluster: Option<ClusterSlot>,
+}
+
+struct ClusterSlot {
+    slots: Slots,
+    run: String,
+}
+
+impl Drop for ClusterSlot {
+    fn drop(&mut self) {
+        let (slots, run) = (self.slots.clone(), std::mem::take(&mut self.run));
+        // at shutdown this may not run: the next start gives every slot back (lib.rs)
+        tokio::spawn(async move {
+            if let Err(e) = slots.release(&run).await {
+                tracing::warn!(%run, error = %e, "cannot give a cluster slot back; it is freed when this node restarts or its lease expires");
+            }
+        });
+    }
+}
 
 impl Engine {
     /// Queues the run from stage `from` (first waiting for its confirmation when asked,
@@ -25,9 +54,35 @@ impl Engine {
         self.inner.turn.notify_waiters();
     }
 
-    /// Waits for this run's turn and a slot; None when it was cancelled (or the server
-    /// stops) first.
-    pub(super) async fn wait_turn(
+    /// Limits the runs of every node together (several nodes on PostgreSQL).
+    pub fn limit_cluster(&self, slots: Slots) {
+        let _ = self.inner.cluster_slots.set(slots);
+    }
+
+    /// Waits for run `run`'s turn and its slots; None when it was cancelled (or the
+    /// server stops) first.
+    pub(super) async fn wait_turn(&self, ticket: u64, run: &str, controls: &mut mpsc::UnboundedReceiver<Control>) -> Option<Turn> {
+        let local = self.wait_local_turn(ticket, controls).await?;
+        let Some(slots) = self.inner.cluster_slots.get() else {
+            return Some(Turn { _local: local, _cluster: None });
+        };
+        loop {
+            match slots.claim(run).await {
+                Ok(true) => return Some(Turn { _local: local, _cluster: Some(ClusterSlot { slots: slots.clone(), run: run.to_owned() }) }),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(%run, error = %e, "cannot claim a cluster slot; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(CLAIM_EVERY) => {}
+                ctl = controls.recv() => if let Some(Control::Cancel) | None = ctl {
+                    return None;
+                },
+                _ = self.inner.shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    async fn wait_local_turn(
         &self,
         ticket: u64,
         controls: &mut mpsc::UnboundedReceiver<Control>,

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod nodes;
 pub mod prune;
 pub mod relay;
+pub mod slots;
 pub mod reads;
 pub mod writer;
 
@@ -24,7 +25,7 @@ pub const DB_FILE: &str = "switchboard.db";
 /// The `meta` key that says whether the last process ended cleanly ("1") or not.
 const CLEAN_SHUTDOWN: &str = "clean_shutdown";
 /// The newest schema this build knows; a database from a newer one is refused.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 async fn set_meta(pool: &AnyPool, key: &str, value: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -121,6 +122,11 @@ impl Database {
     /// This node's lease (several nodes only), `len` long.
     pub fn lease(&self, len: std::time::Duration) -> Option<nodes::Lease> {
         self.node.clone().map(|node| nodes::Lease::new(self.pool.clone(), node, len))
+    }
+
+    /// The cluster-wide concurrency limit, `limit` runs (several nodes only).
+    pub fn slots(&self, limit: u32) -> Option<slots::Slots> {
+        self.node.clone().map(|node| slots::Slots::new(self.pool.clone(), node, limit))
     }
 
     /// Controls relayed to and from this node (several nodes only).

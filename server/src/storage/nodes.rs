@@ -96,6 +96,8 @@ impl Lease {
             for run in &runs {
                 sqlx::query("UPDATE topics SET epoch = $1 WHERE name = $2").bind(&epoch).bind(format!("workflow:{run}")).execute(&mut *tx).await?;
             }
+            // its runs claim slots again on their new node
+            sqlx::query("DELETE FROM cluster_slots WHERE node = $1").bind(&id).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM nodes WHERE id = $1").bind(&id).execute(&mut *tx).await?;
             taken.push(Takeover { dead: id, runs });
         }

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A real PostgreSQL of the test's own: `initdb` in a fresh folder, `postgres` on a free
 //! port, trust auth, no fsync (a test does not need its data to survive the machine);
 //! stopped (immediate) and removed on drop. PostgreSQL refuses to run as root, so as

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A real `redis-server` of the test's own, on a free port, nothing kept on disk;
 //! killed on drop. `scripts/bootstrap.sh test` installs Debian's package when missing.
 
