@@ -223,6 +223,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cluster_limit_needs_a_shared_database() {
+        let mut c = Config::defaults();
+        c.storage.cluster_concurrency = Some(2);
+        let err = c.validate().expect_err("refused").to_string();
+        assert!(err.contains("--cluster-concurrency 2") && err.contains("--database"), "{err}");
+        c.storage.database = Some("postgres://db/x".into());
+        c.validate().expect("with a database");
+    }
+
+    #[test]
     fn passwords_are_left_out_of_messages() {
         let m = redacted_text("invalid value 'mysql://root:hunter2@db/x' for '--database <DATABASE>': \"redis://:pw@h:6379/0\" bad");
         assert_eq!(m, "invalid value 'mysql://…@db/x' for '--database <DATABASE>': \"redis://…@h:6379/0\" bad");
