@@ -209,11 +209,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let _ = tokio::time::timeout(grace, hub_for_shutdown.wait_tasks()).await;
     drop(store);
     writer_stop.cancel();
-    if tokio::time::timeout(Duration::from_secs(config.shutdown_grace_s), writer).await.is_err() {
+    // a node that lost its lease can write nothing more: no point waiting to
+    let lost = lease_lost.load(std::sync::atomic::Ordering::SeqCst);
+    let flush = if lost { Duration::from_secs(1) } else { Duration::from_secs(config.shutdown_grace_s) };
+    if tokio::time::timeout(flush, writer).await.is_err() {
         tracing::warn!("the database writer did not finish in time");
     }
     tracing::info!("stopped");
-    if lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+    if lost {
         return Err(ServerError::LeaseLost);
     }
     served.map_err(ServerError::Serve)

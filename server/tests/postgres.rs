@@ -343,3 +343,24 @@ async fn the_cluster_concurrency_limit_holds_across_nodes_and_a_dead_nodes_slots
     let lost = wait_for(&b, &held, "failed", |s| s["state"] == "failed").await;
     assert_eq!(lost["stages"][0]["error"], "node lost");
 }
+
+#[tokio::test]
+async fn a_node_that_cannot_reach_postgres_for_a_whole_lease_stops() {
+    let mut pg = PostgresServer::start();
+    let url = pg.database("gone").await;
+    let data = common::tempdir::TempDir::new();
+    let mut a = node(data.path(), &url, &["--node-lease-s", "3"]);
+    let id = start_run(&a, json!({"name":"quick","stages":[{"id":"a","run":"echo hi"}]})).await;
+    wait_for(&a, &id, "completed", |s| s["state"] == "completed").await;
+    pg.kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = a.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node went on without its lease: {:#?}", a.log.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status}");
+    a.log_line("could not be renewed for a whole lease");
+}

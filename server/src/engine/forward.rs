@@ -67,11 +67,17 @@ impl Engine {
         tracker.spawn(async move {
             let mut poll = tokio::time::interval(POLL_EVERY);
             loop {
-                tokio::select! {
+                let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = poll.tick() => engine.act_on_relayed(&forwarding).await,
+                    _ = poll.tick() => None,
                     n = rx.recv() => match n {
                         None => return,
+                        n => n,
+                    },
+                };
+                let work = async {
+                    match next {
+                        None => engine.act_on_relayed(&forwarding).await,
                         Some((channel, payload)) if channel == EVENTS => engine.inner.hub.follow(&payload).await,
                         Some((channel, payload)) if channel == CONTROLS => {
                             if payload == forwarding.relay.node {
@@ -79,7 +85,12 @@ impl Engine {
                             }
                         }
                         Some((_, payload)) => forwarding.answered(&payload),
-                    },
+                    }
+                };
+                // a database that does not answer must not hold up the shutdown
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = work => {}
                 }
             }
         });

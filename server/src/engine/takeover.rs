@@ -24,7 +24,9 @@ impl Engine {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            match lease.renew().await {
+            // a database that does not answer must not hold this past the lease
+            let renewal = tokio::time::timeout(every, lease.renew()).await.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
+            match renewal {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     tracing::error!(node = %lease.node, "another node took this node's runs over (its lease had expired): stopping now");
@@ -39,7 +41,7 @@ impl Engine {
                     continue;
                 }
             }
-            match lease.take_over_expired().await {
+            match tokio::time::timeout(every, lease.take_over_expired()).await.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)) {
                 Ok(taken) => {
                     for t in taken {
                         self.take_over(t).await;

@@ -67,7 +67,7 @@ pub(super) async fn connect(location: &Location) -> Result<(AnyPool, Backend), S
         Location::Server(url) => {
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
                 .after_connect(|conn, _| Box::pin(async move { conn.execute(POSTGRES_SESSION).await.map(|_| ()) }))
                 .connect(url)
                 .await

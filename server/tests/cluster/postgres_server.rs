@@ -95,6 +95,11 @@ impl PostgresServer {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// Stops it at once (immediate shutdown): every connection to it is gone.
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
     fn stop(&mut self) {
         let data = self.dir.join("data").display().to_string();
         let _ = command(bin("pg_ctl"), &["-D", &data, "stop", "-m", "immediate", "-w"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
