@@ -159,6 +159,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         tracing::info!(node = %lease.node, lease_s = lease_len.as_secs(), "one of several nodes on PostgreSQL");
         tracker.spawn(engine.clone().keep_lease(lease, lease_len, lease_lost.clone(), shutdown.clone()));
     }
+    if let Some(claims) = database.claims() {
+        engine.share_claims(claims);
+    }
     if let (Some(relay), storage::Location::Server(url)) = (database.relay(), &location) {
         engine.relay_controls(relay, url.clone(), &tracker, shutdown.child_token());
     }

@@ -40,7 +40,8 @@ async fn wait_for(b: &Binary, id: &str, what: &str, check: impl Fn(&Value) -> bo
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("run {id} never {what}: {}", api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await);
+    let log: Vec<String> = b.log.lock().map(|l| l.iter().rev().take(30).rev().cloned().collect()).unwrap_or_default();
+    panic!("run {id} never {what}: {}\nthe node's last log lines:\n{}", api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await, log.join("\n"));
 }
 
 fn sigkill(b: &mut Binary) {
@@ -178,6 +179,8 @@ async fn a_node_killed_mid_stage_has_its_runs_taken_over_as_their_retries_say() 
     let listed = api(&b, "GET", "/api/v1/workflows", None).await.to_string();
     assert!(listed.contains(&lost) && listed.contains(&retried), "B lists A's runs: {listed}");
 
+    // stored: what A only held in memory when it died would be lost with it
+    wait_for(&b, &lost, "stored past its gate", |s| s["stages"][1]["status"] == "running").await;
     sigkill(&mut a);
     let failed = wait_for(&b, &lost, "failed on B", |s| s["state"] == "failed").await;
     assert_eq!(failed["stages"][0]["status"], "completed", "{failed}");
@@ -363,4 +366,34 @@ async fn a_node_that_cannot_reach_postgres_for_a_whole_lease_stops() {
     };
     assert_eq!(status.code(), Some(1), "{status}");
     a.log_line("could not be renewed for a whole lease");
+}
+
+#[tokio::test]
+async fn one_id_sent_to_two_nodes_at_once_runs_once_and_a_restart_is_claimed_by_one_node() {
+    let pg = PostgresServer::start();
+    let url = pg.database("claims").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let (a, b) = (node(da.path(), &url, &[]), node(db.path(), &url, &[]));
+    let body = json!({"id": "same-id", "pipeline": {"name": "once", "stages": [{"id": "s", "run": "echo ran-once"}]}});
+    let send = |n: &Binary| http().post(format!("http://{}/api/v1/workflows", n.addr)).json(&body).send();
+    let (ra, rb) = tokio::join!(send(&a), send(&b));
+    let mut codes = vec![ra.expect("A").status().as_u16(), rb.expect("B").status().as_u16()];
+    codes.sort();
+    assert_eq!(codes[1], 409, "the second is refused: {codes:?}");
+    assert!(codes[0] < 300, "{codes:?}");
+    wait_for(&a, "same-id", "completed", |s| s["state"] == "completed").await;
+    let text = Value::Array(history(&b, "same-id").await).to_string();
+    assert_eq!(text.matches("ran-once").count(), 1, "{text}");
+
+    // restarted through whichever node: that node runs it, in a new epoch if it moved
+    let (status, body) = post_status(&b, "/api/v1/workflows/same-id/stages/s/restart").await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&b, "same-id", "completed again", |s| s["state"] == "completed" && s["stages"][0]["attempt"].as_u64().unwrap_or(0) >= 2).await;
+    let events = history(&b, "same-id").await;
+    assert_once_in_order(&events);
+    assert_eq!(Value::Array(events).to_string().matches("ran-once").count(), 2);
+    let (status, _) = post_status(&a, "/api/v1/workflows/same-id/stages/s/restart").await;
+    assert_eq!(status, 200);
+    wait_for(&a, "same-id", "completed a third time", |s| s["state"] == "completed" && s["stages"][0]["attempt"].as_u64().unwrap_or(0) >= 3).await;
+    assert_once_in_order(&history(&a, "same-id").await);
 }

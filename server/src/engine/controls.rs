@@ -78,6 +78,7 @@ impl Engine {
     /// Reruns a stage and those after it (the retry of a failed stage too). Only a
     /// run that has ended can be restarted.
     pub async fn restart_stage(&self, id: &str, stage_id: &str) -> Result<(), EngineError> {
+        self.forget_if_moved(id).await?;
         let entry = self.entry_or_load(id).await?;
         let index = {
             let mut run = entry.run.lock().await;
@@ -87,6 +88,7 @@ impl Engine {
             if !run.state.is_finished() {
                 return Err(EngineError::Conflict(format!("workflow {id:?} is {:?}: cancel it before restarting a stage", run.state)));
             }
+            self.claim_restart(id).await?;
             for s in &mut run.stages[index..] {
                 s.reset();
             }

@@ -114,6 +114,10 @@ impl Engine {
     }
 
     async fn act(&self, id: &str, op: Op) -> Result<(), EngineError> {
+        // relayed once only: waiting here for another relay would block this loop
+        if let Some(owner) = self.owner_elsewhere(id).await? {
+            return Err(EngineError::Conflict(format!("workflow {id:?} moved to node {owner:?} meanwhile: send it again")));
+        }
         match op {
             Op::Control { action } => self.control(id, action).await,
             Op::Confirm => self.confirm(id).await,
@@ -124,8 +128,11 @@ impl Engine {
     /// The node that owns run `id`, when that is another one (and the run is not over).
     pub(super) async fn owner_elsewhere(&self, id: &str) -> Result<Option<String>, EngineError> {
         let Some(me) = self.inner.config.node.as_deref() else { return Ok(None) };
-        if self.entry(id).is_some() {
-            return Ok(None);
+        if let Some(entry) = self.entry(id) {
+            // a finished run here may have been restarted by another node since
+            if !entry.run.lock().await.state.is_finished() {
+                return Ok(None);
+            }
         }
         let Some(stored) = self.inner.reader.run(id).await? else { return Ok(None) };
         let finished = super::stored::parse_state::<app::protocol::WorkflowState>(&stored.workflow.state).is_some_and(|s| s.is_finished());

@@ -201,6 +201,8 @@ struct Inner {
     env_deny: stage_env::EnvDeny,
     /// Relaying controls to other nodes (several nodes on PostgreSQL only).
     forwarding: std::sync::OnceLock<Arc<forward::Forwarding>>,
+    /// Claims decided by the shared database (several nodes only).
+    claims: std::sync::OnceLock<crate::storage::claims::Claims>,
     /// The cluster-wide concurrency limit (`--cluster-concurrency`), when there is one.
     cluster_slots: std::sync::OnceLock<crate::storage::slots::Slots>,
 }
@@ -261,6 +263,7 @@ impl Engine {
                 env_deny: stage_env::EnvDeny::new(&config.stage_env_deny),
                 forwarding: std::sync::OnceLock::new(),
                 cluster_slots: std::sync::OnceLock::new(),
+                claims: std::sync::OnceLock::new(),
                 config,
             }),
         }
@@ -324,6 +327,10 @@ impl Engine {
                 return Err(EngineError::Conflict(format!("a workflow {id:?} exists already")));
             }
             runs.insert(id.clone(), entry.clone());
+        }
+        if let Err(e) = self.claim_new_run(&entry).await {
+            lock(&self.inner.runs).remove(&id);
+            return Err(e);
         }
         self.inner.total_runs.fetch_add(1, Ordering::Relaxed);
         {

@@ -159,3 +159,51 @@ impl Engine {
     }
 
 }
+
+impl Engine {
+    /// Decides the new run `entry`'s id with the other nodes (several nodes only).
+    pub(super) async fn claim_new_run(&self, entry: &Entry) -> Result<(), EngineError> {
+        let Some(claims) = self.inner.claims.get() else { return Ok(()) };
+        let row = workflow_row(&*entry.run.lock().await);
+        if claims.new_run(&row).await? {
+            return Ok(());
+        }
+        Err(EngineError::Conflict(format!("id: a workflow {:?} exists already (or existed: ids are never reused)", row.id)))
+    }
+
+    /// Takes finished run `id` for a restart here (several nodes only); a run another
+    /// node ran until now gets a new epoch, and this node's view of its topic with it.
+    pub(super) async fn claim_restart(&self, id: &str) -> Result<(), EngineError> {
+        use crate::storage::claims::Restart;
+        let Some(claims) = self.inner.claims.get() else { return Ok(()) };
+        match claims.restart(id).await? {
+            Restart::Claimed { handed_over } => {
+                if handed_over {
+                    self.inner.hub.restart_topic(&topic_of(id));
+                }
+                Ok(())
+            }
+            Restart::Refused => Err(EngineError::Conflict(format!("workflow {id:?} is not finished any more: it was restarted on another node"))),
+        }
+    }
+
+    /// Forgets this node's copy of finished run `id` when another node has run it
+    /// since (restarted it there): the copy is stale, the database has the run.
+    pub(super) async fn forget_if_moved(&self, id: &str) -> Result<(), EngineError> {
+        let (Some(me), Some(entry)) = (self.inner.config.node.as_deref(), self.entry(id)) else { return Ok(()) };
+        if !entry.run.lock().await.state.is_finished() {
+            return Ok(());
+        }
+        let moved = self.inner.reader.run(id).await?.and_then(|s| s.workflow.node).is_some_and(|node| node != me);
+        if moved {
+            lock(&self.inner.runs).remove(id);
+            lock(&self.inner.finished).retain(|(f, _)| f != id);
+        }
+        Ok(())
+    }
+
+    /// Claims decided by the shared database, for several nodes.
+    pub fn share_claims(&self, claims: crate::storage::claims::Claims) {
+        let _ = self.inner.claims.set(claims);
+    }
+}

@@ -49,6 +49,14 @@ impl Engine {
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot look for nodes whose lease expired"),
             }
+            // a takeover whose answer was lost after its commit (a timeout, a dropped
+            // connection) left runs stored as this node's that nothing here runs
+            if let Ok(Ok(ids)) = tokio::time::timeout(every, lease.own_unfinished()).await {
+                let runs: Vec<String> = ids.into_iter().filter(|id| self.entry(id).is_none()).collect();
+                if !runs.is_empty() {
+                    self.take_over(Takeover { dead: "(a takeover not taken up)".into(), runs }).await;
+                }
+            }
         }
     }
 

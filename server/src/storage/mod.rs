@@ -5,6 +5,7 @@
 //! Reads (`reads`) are on demand: at start-up only what unfinished runs need, then
 //! snapshots, pages of runs and ranges of events as they are asked for.
 
+pub mod claims;
 pub mod connect;
 pub mod nodes;
 pub mod prune;
@@ -122,6 +123,11 @@ impl Database {
     /// This node's lease (several nodes only), `len` long.
     pub fn lease(&self, len: std::time::Duration) -> Option<nodes::Lease> {
         self.node.clone().map(|node| nodes::Lease::new(self.pool.clone(), node, len))
+    }
+
+    /// What this node races other nodes for (several nodes only).
+    pub fn claims(&self) -> Option<claims::Claims> {
+        self.node.clone().map(|node| claims::Claims::new(self.pool.clone(), node))
     }
 
     /// The cluster-wide concurrency limit, `limit` runs (several nodes only).

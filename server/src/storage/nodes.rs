@@ -12,7 +12,7 @@ use sqlx::AnyPool;
 use std::path::Path;
 
 /// Milliseconds since the epoch on the database's clock.
-const DB_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+pub(super) const DB_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 /// The file in the data folder that keeps a node's id across restarts.
 const NODE_ID_FILE: &str = "node-id";
 const UNFINISHED: &str = "('pending', 'running', 'paused', 'waiting_confirmation')";
@@ -77,6 +77,12 @@ impl Lease {
     pub async fn renew(&self) -> Result<bool, sqlx::Error> {
         let sql = format!("UPDATE nodes SET heartbeat_at = {DB_NOW_MS} WHERE id = $1");
         Ok(sqlx::query(&sql).bind(&self.node).execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// This node's unfinished runs, as stored.
+    pub async fn own_unfinished(&self) -> Result<Vec<String>, sqlx::Error> {
+        let sql = format!("SELECT id FROM workflows WHERE node = $1 AND state IN {UNFINISHED}");
+        sqlx::query_scalar(&sql).bind(&self.node).fetch_all(&self.pool).await
     }
 
     /// Takes over the unfinished runs of every node whose lease expired: each run's

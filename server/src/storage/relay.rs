@@ -13,6 +13,8 @@ pub const CONTROLS: &str = "switchboard_controls";
 pub const REPLIES: &str = "switchboard_replies";
 /// Where each write batch tells how far its topics got (hub::follow).
 pub const EVENTS: &str = "switchboard_events";
+/// Milliseconds since the epoch on the database's clock (nodes' clocks may differ).
+const DB_NOW_MS: &str = super::nodes::DB_NOW_MS;
 /// A relayed control older than this is dropped unread: its sender gave up long ago.
 const STALE_MS: i64 = 60_000;
 /// `pg_notify` returns `void`, a type the Any driver cannot read: select a constant.
@@ -52,15 +54,8 @@ impl Relay {
     /// Stores request `id`, `op` on `run`, for node `to` and wakes it.
     pub async fn send(&self, id: &str, to: &str, run: &str, op: &str) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO relayed_controls (id, node, reply_to, run, op, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id)
-            .bind(to)
-            .bind(&self.node)
-            .bind(run)
-            .bind(op)
-            .bind(crate::hub::now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let sql = format!("INSERT INTO relayed_controls (id, node, reply_to, run, op, created_at) VALUES ($1, $2, $3, $4, $5, {DB_NOW_MS})");
+        sqlx::query(&sql).bind(id).bind(to).bind(&self.node).bind(run).bind(op).execute(&mut *tx).await?;
         sqlx::query(NOTIFY).bind(CONTROLS).bind(to).execute(&mut *tx).await?;
         tx.commit().await
     }
@@ -68,22 +63,20 @@ impl Relay {
     /// Takes this node's waiting controls, oldest first, and drops stale ones.
     pub async fn take(&self) -> Result<Vec<Relayed>, sqlx::Error> {
         use sqlx::Row;
-        let rows = sqlx::query("DELETE FROM relayed_controls WHERE node = $1 RETURNING id, reply_to, run, op, created_at")
-            .bind(&self.node)
-            .fetch_all(&self.pool)
-            .await?;
-        let oldest = crate::hub::now_ms() - STALE_MS;
+        let sql = format!("DELETE FROM relayed_controls WHERE node = $1 RETURNING id, reply_to, run, op, created_at, created_at < {DB_NOW_MS} - $2 AS stale");
+        let rows = sqlx::query(&sql).bind(&self.node).bind(STALE_MS).fetch_all(&self.pool).await?;
         let mut taken = Vec::new();
         for r in rows {
             let created_at: i64 = r.try_get("created_at")?;
-            if created_at < oldest {
+            if r.try_get::<bool, _>("stale")? {
                 continue;
             }
             taken.push(Relayed { id: r.try_get("id")?, reply_to: r.try_get("reply_to")?, run: r.try_get("run")?, op: r.try_get("op")?, created_at });
         }
         taken.sort_by_key(|r| r.created_at);
         // a node that died leaves its controls behind: whoever polls sweeps them
-        sqlx::query("DELETE FROM relayed_controls WHERE created_at < $1").bind(oldest).execute(&self.pool).await?;
+        let sql = format!("DELETE FROM relayed_controls WHERE created_at < {DB_NOW_MS} - $1");
+        sqlx::query(&sql).bind(STALE_MS).execute(&self.pool).await?;
         Ok(taken)
     }
 

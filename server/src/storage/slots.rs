@@ -31,6 +31,10 @@ impl Slots {
         if leased.is_none() {
             return Err(sqlx::Error::Protocol(format!("node {:?} no longer holds its lease", self.node)));
         }
+        // a slot whose release was lost (its run ended) is free
+        sqlx::query("DELETE FROM cluster_slots WHERE run IN (SELECT id FROM workflows WHERE state IN ('completed', 'failed', 'cancelled'))")
+            .execute(&mut *tx)
+            .await?;
         let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_slots WHERE run = $1").bind(run).fetch_one(&mut *tx).await?;
         if held > 0 {
             return Ok(true);

@@ -195,6 +195,7 @@ impl LogTopic for DurableTopic {
                     return Ok(());
                 }
                 let mut state = self.lock();
+                let before = state.last_seq;
                 for (seq, frame) in rows {
                     // another follow may have delivered some meanwhile: each seq once
                     if seq != state.last_seq + 1 {
@@ -208,6 +209,10 @@ impl LogTopic for DurableTopic {
                     out.deliver(&event);
                 }
                 self.trim(&mut state);
+                if state.last_seq == before {
+                    // a gap in what is stored (a batch its writer gave up): nothing follows
+                    return Err(LogError::Read(format!("the stored events of {} stop at seq {before}", self.name)));
+                }
             }
         }))
     }
