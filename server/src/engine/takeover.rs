@@ -2,11 +2,15 @@
 //! takes up the unfinished runs of a node whose lease expired, as a restart would,
 //! except that a stage that was running there is queued again while its `retries`
 //! allow and otherwise fails with `node lost`. A node that finds its own lease gone
-//! (another node took its runs) or cannot renew it for a whole lease stops at once:
-//! fail-stop, so that two nodes never run one stage.
+//! (another node took its runs) or cannot renew it for a whole lease stops, cancelling
+//! its stages first (fail-stop). The database never takes two nodes' writes for one
+//! run (the fence); a stage's process, though, is only stopped when its node notices,
+//! up to a third of a lease after the lease ran out: a stage with outside effects may
+//! overlap its re-run by that much.
 
 use super::restore::Why;
-use super::{topic_of, Engine};
+use super::process::Control;
+use super::{lock, topic_of, Engine};
 use crate::storage::nodes::{Lease, Takeover};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,11 +34,11 @@ impl Engine {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     tracing::error!(node = %lease.node, "another node took this node's runs over (its lease had expired): stopping now");
-                    return stop(&lost, &shutdown);
+                    return self.fail_stop(&lost, &shutdown);
                 }
                 Err(e) if renewed.elapsed() >= lease_len => {
                     tracing::error!(node = %lease.node, error = %e, "the lease could not be renewed for a whole lease: another node may take the runs over, so this one stops now");
-                    return stop(&lost, &shutdown);
+                    return self.fail_stop(&lost, &shutdown);
                 }
                 Err(e) => {
                     tracing::warn!(node = %lease.node, error = %e, "cannot renew this node's lease; retrying");
@@ -76,7 +80,15 @@ impl Engine {
     }
 }
 
-fn stop(lost: &AtomicBool, shutdown: &CancellationToken) {
-    lost.store(true, Ordering::SeqCst);
-    shutdown.cancel();
+impl Engine {
+    /// Stops this node now: its stages are cancelled at once (their process groups
+    /// signalled), not left to run through the shutdown beside the node that takes
+    /// them over; what they write is fenced off anyway.
+    fn fail_stop(&self, lost: &AtomicBool, shutdown: &CancellationToken) {
+        lost.store(true, Ordering::SeqCst);
+        for entry in lock(&self.inner.runs).values() {
+            entry.send(Control::Cancel);
+        }
+        shutdown.cancel();
+    }
 }
