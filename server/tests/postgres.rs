@@ -283,13 +283,28 @@ async fn a_run_is_watched_live_from_any_node_every_event_once_in_order() {
     let b = node(db.path(), &url, &[]);
     let id = start_run(&a, json!({"name":"watched","stages":[
         {"id":"wait","run":"sleep 1"},
-        {"id":"print","run":"i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; sleep 0.005; done"}
+        {"id":"print","run":"i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; sleep 0.01; done"}
     ]})).await;
     // subscribed on B while A runs it
     let mut c = common::Client::connect(&format!("ws://{}/ws", b.addr)).await;
     c.expect_type("hello").await;
     let reply = c.request(json!({"type":"subscribe","topic":format!("workflow:{id}"),"since":0}), "s").await;
     assert_eq!(reply["type"], "subscribed", "{reply}");
+    // and the connections that listen for announcements are cut again and again
+    let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cutter = tokio::spawn({
+        let (url, cuts) = (url.clone(), cuts.clone());
+        async move {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let done = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")
+                    .execute(&mut conn)
+                    .await;
+                cuts.fetch_add(done.map(|d| d.rows_affected()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
     let mut seqs = Vec::new();
     let mut text = String::new();
     loop {
@@ -303,6 +318,8 @@ async fn a_run_is_watched_live_from_any_node_every_event_once_in_order() {
             break;
         }
     }
+    cutter.abort();
+    assert!(cuts.load(std::sync::atomic::Ordering::Relaxed) > 0, "listening connections were cut");
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order, from 1");
     for i in [1, 150, 300] {
         assert!(text.contains(&format!("line-{i}")), "line-{i} reached B's subscriber");

@@ -6,7 +6,7 @@
 //! (hub::follow), so a run is watched live from any node.
 
 use super::{lock, Engine, EngineError};
-use crate::storage::relay::{Relay, Reply, CONTROLS, EVENTS, REPLIES};
+use crate::storage::relay::{Relay, Reply, CONTROLS, EVENTS, LISTENING, REPLIES};
 use app::protocol::{ControlAction, ErrorCode};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -79,6 +79,7 @@ impl Engine {
                     match next {
                         None => engine.act_on_relayed(&forwarding).await,
                         Some((channel, payload)) if channel == EVENTS => engine.inner.hub.follow(&payload).await,
+                        Some((channel, _)) if channel == LISTENING => engine.inner.hub.follow_all().await,
                         Some((channel, payload)) if channel == CONTROLS => {
                             if payload == forwarding.relay.node {
                                 engine.act_on_relayed(&forwarding).await;
@@ -190,6 +191,9 @@ async fn listen(url: String, tx: mpsc::UnboundedSender<(String, String)>, shutdo
             },
         };
         wait = RECONNECT_FIRST;
+        if tx.send((LISTENING.to_owned(), String::new())).is_err() {
+            return;
+        }
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -201,8 +205,11 @@ async fn listen(url: String, tx: mpsc::UnboundedSender<(String, String)>, shutdo
                         return;
                     }
                 }
-                // the connection was lost; the listener reconnects and listens again
-                Ok(None) => continue,
+                // the connection was lost: listen anew, and then catch up (above)
+                Ok(None) => {
+                    tracing::warn!("lost the connection that listens for other nodes; reconnecting");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the connection that listens for relayed controls; reconnecting");
                     break;

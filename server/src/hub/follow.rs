@@ -5,11 +5,27 @@
 //! it to its own subscribers, in seq order, each event once (log::durable). Topics not
 //! open here are not touched. An announcement in another epoch (the run was taken over,
 //! or its owner restarted after a crash) restarts the topic here: its subscribers get
-//! 1012 and resume in the new epoch.
+//! 1012 and resume in the new epoch. Announcements missed while the listening
+//! connection was down are made up by `follow_all` once it is back.
 
 use super::Hub;
 
 impl Hub {
+    /// Catches every durable topic open here up with what the database holds.
+    pub async fn follow_all(&self) {
+        let open: Vec<_> = {
+            let topics = self.inner.topics.read().unwrap_or_else(|p| p.into_inner());
+            topics.iter().filter(|(name, _)| name.starts_with(super::DURABLE_PREFIX)).map(|(name, t)| (name.clone(), t.clone())).collect()
+        };
+        for (name, topic) in open {
+            match topic.log.stored_position().await {
+                Ok(Some((epoch, seq))) => self.follow(&format!("{name} {epoch} {seq}")).await,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(topic = %name, error = %e, "cannot read where a watched topic is stored up to"),
+            }
+        }
+    }
+
     /// Takes one announcement, `"<topic> <epoch> <seq>"`.
     pub async fn follow(&self, announced: &str) {
         let mut parts = announced.split(' ');

@@ -13,6 +13,9 @@ pub const CONTROLS: &str = "switchboard_controls";
 pub const REPLIES: &str = "switchboard_replies";
 /// Where each write batch tells how far its topics got (hub::follow).
 pub const EVENTS: &str = "switchboard_events";
+/// Not a channel: what the listener says once it listens (again), so that what was
+/// announced meanwhile is read (hub::follow_all).
+pub const LISTENING: &str = "";
 /// Milliseconds since the epoch on the database's clock (nodes' clocks may differ).
 const DB_NOW_MS: &str = super::nodes::DB_NOW_MS;
 /// A relayed control older than this is dropped unread: its sender gave up long ago.

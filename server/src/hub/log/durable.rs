@@ -179,6 +179,10 @@ impl LogTopic for DurableTopic {
         }))
     }
 
+    fn stored_position(&self) -> LogFuture<'_, Option<(String, u64)>> {
+        LogFuture::Pending(Box::pin(async move { self.reader.topic_position(&self.name).await.map_err(|e| LogError::Read(e.to_string())) }))
+    }
+
     fn follow<'a>(&'a self, upto: u64, out: &'a dyn Deliver) -> LogFuture<'a, ()> {
         if upto <= self.lock().last_seq {
             // this node wrote them, or has them already

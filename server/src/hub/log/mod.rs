@@ -119,6 +119,12 @@ pub trait LogTopic: Send + Sync {
         LogFuture::ready(Ok(()))
     }
 
+    /// The epoch and last seq the shared database holds for this topic, for a log kept
+    /// there (None for the others): what `follow` catches up to after a missed notice.
+    fn stored_position(&self) -> LogFuture<'_, Option<(String, u64)>> {
+        LogFuture::ready(Ok(None))
+    }
+
     /// Up to `limit` events with seq in (`since`, `upto`], oldest first.
     fn read(&self, since: u64, upto: u64, limit: usize) -> LogFuture<'_, Range>;
 
