@@ -9,7 +9,7 @@
 use sqlx::AnyPool;
 
 /// The advisory lock key of slot claims ("sbslots").
-const CLAIM_LOCK: i64 = 0x7362_736c_6f74_73;
+const CLAIM_LOCK: i64 = 0x0073_6273_6c6f_7473;
 
 #[derive(Clone)]
 pub struct Slots {
