@@ -13,7 +13,7 @@ pub struct StorageSettings {
 
     /// With `--database`: seconds a node's lease lasts. A node that has not renewed
     /// it for this long is taken as dead, and another takes its unfinished runs over;
-    /// it renews every third of it.
+    /// it renews every sixth of it, and stops when it could not before it runs out.
     #[arg(long, env = "SWITCHBOARD_NODE_LEASE_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3_600))]
     pub node_lease_s: u64,
 

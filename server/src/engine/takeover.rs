@@ -2,11 +2,12 @@
 //! takes up the unfinished runs of a node whose lease expired, as a restart would,
 //! except that a stage that was running there is queued again while its `retries`
 //! allow and otherwise fails with `node lost`. A node that finds its own lease gone
-//! (another node took its runs) or cannot renew it for a whole lease stops, cancelling
-//! its stages first (fail-stop). The database never takes two nodes' writes for one
-//! run (the fence); a stage's process, though, is only stopped when its node notices,
-//! up to a third of a lease after the lease ran out: a stage with outside effects may
-//! overlap its re-run by that much.
+//! (another node took its runs), or whose renewals fail until the next could only
+//! succeed after its lease ran out, stops, cancelling its stages first (fail-stop):
+//! before another node may take its runs over. The database never takes two nodes'
+//! writes for one run (the fence); a stage's process, though, is only stopped by its
+//! node: one frozen past its lease (a VM stall) leaves its stages running until it
+//! wakes and stops them.
 
 use super::restore::Why;
 use super::process::Control;
@@ -18,10 +19,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 impl Engine {
-    /// Renews `lease` and looks for expired ones every `lease_len / 3` until shutdown.
+    /// Renews `lease` and looks for expired ones every `lease_len / 6` until shutdown.
     /// Sets `lost` and cancels `shutdown` when this node must stop.
     pub async fn keep_lease(self, lease: Lease, lease_len: Duration, lost: Arc<AtomicBool>, shutdown: CancellationToken) {
-        let every = lease_len / 3;
+        let every = lease_len / 6;
         let mut renewed = Instant::now();
         loop {
             tokio::select! {
@@ -29,15 +30,18 @@ impl Engine {
                 _ = tokio::time::sleep(every) => {}
             }
             // a database that does not answer must not hold this past the lease
+            let attempt = Instant::now();
             let renewal = tokio::time::timeout(every, lease.renew()).await.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
             match renewal {
-                Ok(true) => renewed = Instant::now(),
+                // the database's heartbeat is no earlier than this attempt's start
+                Ok(true) => renewed = attempt,
                 Ok(false) => {
                     tracing::error!(node = %lease.node, "another node took this node's runs over (its lease had expired): stopping now");
                     return self.fail_stop(&lost, &shutdown);
                 }
-                Err(e) if renewed.elapsed() >= lease_len => {
-                    tracing::error!(node = %lease.node, error = %e, "the lease could not be renewed for a whole lease: another node may take the runs over, so this one stops now");
+                // the next try (a pause and a timeout away) could end past the lease
+                Err(e) if renewed.elapsed() + every * 2 >= lease_len => {
+                    tracing::error!(node = %lease.node, error = %e, "the lease could not be renewed and is about to run out: another node may take the runs over, so this one stops now");
                     return self.fail_stop(&lost, &shutdown);
                 }
                 Err(e) => {
