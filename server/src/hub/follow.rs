@@ -11,6 +11,17 @@
 use super::Hub;
 
 impl Hub {
+    /// A durable topic that another node wrote until now (a run taken over from it):
+    /// its subscribers here are closed with 1012 and resume in the new epoch, and its
+    /// next use opens it anew from the database.
+    pub fn restart_topic(&self, name: &str) {
+        let removed = self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+        if let Some(topic) = removed {
+            use super::log::Deliver;
+            topic.fanout.drop_subscribers(super::outbox::CloseReason::HistoryRestarted);
+        }
+    }
+
     /// Catches every durable topic open here up with what the database holds.
     pub async fn follow_all(&self) {
         let open: Vec<_> = {

@@ -354,17 +354,6 @@ impl Hub {
         self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
     }
 
-    /// A durable topic that another node wrote until now (a run taken over from it):
-    /// its subscribers here are closed with 1012 and resume in the new epoch, and its
-    /// next use opens it anew from the database.
-    pub fn restart_topic(&self, name: &str) {
-        let removed = self.inner.topics.write().unwrap_or_else(|p| p.into_inner()).remove(name);
-        if let Some(topic) = removed {
-            use log::Deliver;
-            topic.fanout.drop_subscribers(outbox::CloseReason::HistoryRestarted);
-        }
-    }
-
     /// Drops topics that hold nothing only memory keeps: no subscriber, nothing in use
     /// right now (only the registry holds them), and a log that is idle. A memory
     /// topic's next use starts a new epoch, as PROTOCOL.md section 3 requires; a durable

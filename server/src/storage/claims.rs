@@ -31,22 +31,8 @@ impl Claims {
 
     /// Stores a new run's row now, as this node's; false when its id is taken.
     pub async fn new_run(&self, r: &WorkflowRow) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor, node)
-             VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        )
-        .bind(&r.id)
-        .bind(&r.name)
-        .bind(&r.pipeline)
-        .bind(&r.state)
-        .bind(&r.error)
-        .bind(r.created_at)
-        .bind(r.started_at)
-        .bind(r.finished_at)
-        .bind(&r.executor)
-        .bind(&self.node)
-        .execute(&self.pool)
-        .await?;
+        const CLAIM: &str = concat!(super::writer::workflow_insert!(), " ON CONFLICT DO NOTHING");
+        let done = super::writer::bind_workflow(sqlx::query(CLAIM), r, Some(&self.node)).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -281,28 +281,44 @@ async fn announce(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queue
     Ok(())
 }
 
+/// A run's row as stored, `$1` to `$10` (`ON CONFLICT` to follow).
+macro_rules! workflow_insert {
+    () => {
+        "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor, node)
+         VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10)"
+    };
+}
+pub(super) use workflow_insert;
+
+/// Binds `r` (and the node that runs it) to a `workflow_insert!` statement.
+pub(super) fn bind_workflow<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    r: &'q WorkflowRow,
+    node: Option<&'q str>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(&r.pipeline)
+        .bind(&r.state)
+        .bind(&r.error)
+        .bind(r.created_at)
+        .bind(r.started_at)
+        .bind(r.finished_at)
+        .bind(&r.executor)
+        .bind(node)
+}
+
 async fn apply(tx: &mut sqlx::pool::PoolConnection<sqlx::Any>, batch: &[Queued], node: Option<&str>) -> Result<(), sqlx::Error> {
     for q in batch {
         match &q.write {
             Write::Workflow(r) => {
-                sqlx::query(
-                    "INSERT INTO workflows (id, name, pipeline, state, error, epoch, created_at, started_at, finished_at, executor, node)
-                     VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9, $10)
-                     ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
-                       started_at = excluded.started_at, finished_at = excluded.finished_at, node = excluded.node",
-                )
-                .bind(&r.id)
-                .bind(&r.name)
-                .bind(&r.pipeline)
-                .bind(&r.state)
-                .bind(&r.error)
-                .bind(r.created_at)
-                .bind(r.started_at)
-                .bind(r.finished_at)
-                .bind(&r.executor)
-                .bind(node)
-                .execute(&mut **tx)
-                .await?;
+                const UPSERT: &str = concat!(
+                    workflow_insert!(),
+                    " ON CONFLICT(id) DO UPDATE SET state = excluded.state, error = excluded.error,
+                       started_at = excluded.started_at, finished_at = excluded.finished_at, node = excluded.node"
+                );
+                bind_workflow(sqlx::query(UPSERT), r, node).execute(&mut **tx).await?;
             }
             Write::Stage(r) => {
                 sqlx::query(
