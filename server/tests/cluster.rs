@@ -5,6 +5,8 @@
 mod common;
 #[path = "cluster/redis_server.rs"]
 mod redis_server;
+#[path = "cluster/watch.rs"]
+mod watch;
 
 use common::{http, start_server_with, Client, TestServer};
 use redis_server::RedisServer;
@@ -39,13 +41,7 @@ async fn publish_ok(node: &TestServer, topic: &str, i: u64) -> u64 {
 
 async fn subscribe(node: &TestServer, topic: &str, since: Option<(u64, &str)>) -> (Client, Value) {
     let mut c = node.client().await;
-    let mut msg = json!({"type": "subscribe", "topic": topic});
-    if let Some((seq, epoch)) = since {
-        msg["since"] = json!(seq);
-        msg["epoch"] = json!(epoch);
-    }
-    let reply = c.request(msg, "s").await;
-    assert_eq!(reply["type"], "subscribed", "{reply}");
+    let reply = watch::subscribe(&mut c, topic, since, None).await;
     (c, reply)
 }
 

@@ -6,48 +6,16 @@
 mod common;
 #[path = "cluster/postgres_server.rs"]
 mod postgres_server;
+#[path = "cluster/pg_nodes.rs"]
+mod pg_nodes;
+#[path = "cluster/watch.rs"]
+mod watch;
 
 use common::{http, Binary};
+use pg_nodes::*;
 use postgres_server::PostgresServer;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn node(data: &std::path::Path, url: &str, extra: &[&str]) -> Binary {
-    let mut args = vec!["--concurrency", "2", "--database", url];
-    args.extend_from_slice(extra);
-    common::start_binary(data, &args)
-}
-
-async fn api(b: &Binary, method: &str, path: &str, body: Option<Value>) -> Value {
-    let url = format!("http://{}{}", b.addr, path);
-    let req = match method {
-        "POST" => http().post(url).json(&body.unwrap_or(json!({}))),
-        _ => http().get(url),
-    };
-    req.send().await.expect("HTTP").json().await.expect("JSON body")
-}
-
-async fn start_run(b: &Binary, pipeline: Value) -> String {
-    let r = api(b, "POST", "/api/v1/workflows", Some(json!({ "pipeline": pipeline }))).await;
-    r["id"].as_str().unwrap_or_else(|| panic!("no run id: {r}")).to_owned()
-}
-
-async fn wait_for(b: &Binary, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..400 {
-        let s = api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await;
-        if check(&s) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let log: Vec<String> = b.log.lock().map(|l| l.iter().rev().take(30).rev().cloned().collect()).unwrap_or_default();
-    panic!("run {id} never {what}: {}\nthe node's last log lines:\n{}", api(b, "GET", &format!("/api/v1/workflows/{id}"), None).await, log.join("\n"));
-}
-
-fn sigkill(b: &mut Binary) {
-    b.child.kill().expect("SIGKILL");
-    b.child.wait().expect("reaped");
-}
 
 /// Exits (within 20 s) with its stderr; panics if it serves instead.
 fn refused(data: &std::path::Path, args: &[&str]) -> (i32, String) {
@@ -135,21 +103,6 @@ async fn a_postgres_database_of_a_newer_schema_is_refused() {
     let (code, err) = refused(data.path(), &["--database", &url]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("newer Switchboard (schema 99"), "{err}");
-}
-
-async fn post_status(b: &Binary, path: &str) -> (u16, Value) {
-    let resp = http().post(format!("http://{}{}", b.addr, path)).json(&json!({})).send().await.expect("HTTP");
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn history(b: &Binary, id: &str) -> Vec<Value> {
-    let h = api(b, "GET", &format!("/api/v1/topics/workflow:{id}/history?limit=1000"), None).await;
-    h["events"].as_array().unwrap_or_else(|| panic!("no events: {h}")).clone()
-}
-
-fn assert_once_in_order(events: &[Value]) {
-    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, gapless from 1");
 }
 
 #[tokio::test]

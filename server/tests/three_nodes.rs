@@ -8,12 +8,15 @@ mod common;
 mod postgres_server;
 #[path = "cluster/redis_server.rs"]
 mod redis_server;
+#[path = "cluster/watch.rs"]
+mod watch;
 
-use common::{http, Binary, Client};
+use common::{http, Binary};
 use postgres_server::PostgresServer;
 use redis_server::RedisServer;
 use serde_json::{json, Value};
 use std::time::Duration;
+use watch::{read_until, seqs, watch};
 
 fn node(data: &std::path::Path, redis: &str, database: &str) -> Binary {
     common::start_binary(data, &["--broker", redis, "--database", database, "--node-lease-s", "3"])
@@ -32,42 +35,6 @@ async fn wait_state(b: &Binary, id: &str, state: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("run {id} never {state}: {}", get(b, &format!("/api/v1/workflows/{id}")).await);
-}
-
-async fn watch(b: &Binary, topic: &str, since: Option<(u64, &str)>) -> (Client, Value) {
-    let mut c = Client::connect(&format!("ws://{}/ws", b.addr)).await;
-    c.expect_type("hello").await;
-    let mut msg = json!({"type": "subscribe", "topic": topic, "since": 0});
-    if let Some((seq, epoch)) = since {
-        msg["since"] = json!(seq);
-        msg["epoch"] = json!(epoch);
-    }
-    let reply = c.request(msg, "s").await;
-    assert_eq!(reply["type"], "subscribed", "{reply}");
-    (c, reply)
-}
-
-/// Events of `topic` until one satisfies `last` or the connection closes: (events, close code).
-async fn read_until(c: &mut Client, topic: &str, last: impl Fn(&Value) -> bool) -> (Vec<Value>, Option<u16>) {
-    let mut events = Vec::new();
-    loop {
-        match c.next().await {
-            Ok(v) if v["type"] == "event" && v["topic"] == topic => {
-                let done = last(&v);
-                events.push(v);
-                if done {
-                    return (events, None);
-                }
-            }
-            Ok(_) => {}
-            Err(common::Closed::Code(code, _)) => return (events, Some(code)),
-            Err(e) => panic!("the connection ended without a close frame: {e:?}"),
-        }
-    }
-}
-
-fn seqs(events: &[Value]) -> Vec<u64> {
-    events.iter().filter_map(|e| e["seq"].as_u64()).collect()
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 //! are served from the database; start-up takes up only unfinished runs (`restore`).
 
 mod book;
+mod config;
+mod error;
 mod controls;
 mod coordinator;
 mod forward;
@@ -30,8 +32,10 @@ use crate::storage::{Reader, Store};
 use crate::agents::Registry;
 use app::protocol::{ControlAction, ErrorCode, TopicKind, WorkflowSnapshot};
 use book::Book;
+pub use config::EngineConfig;
+pub use error::EngineError;
 use interpreter::OutputBudget;
-use pipeline::{Pipeline, PipelineError};
+use pipeline::Pipeline;
 use process::Control;
 use run::Run;
 pub use run_id::{valid_run_id, RUN_ID_RULE};
@@ -41,109 +45,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    pub concurrency: usize,
-    pub cancel_grace: Duration,
-    pub runs_dir: PathBuf,
-    pub pipelines_dir: PathBuf,
-    /// Whether inline pipelines (any shell command) may be started at all.
-    pub inline_pipelines: bool,
-    /// Globs of the server's environment variables no stage inherits.
-    pub stage_env_deny: Vec<String>,
-    pub max_stages: usize,
-    pub max_queued_runs: usize,
-    pub max_chat_bytes: usize,
-    /// Terminal output stored per run, in bytes.
-    pub max_output_bytes: u64,
-    /// Finished runs kept in memory: the newest this many, for at most this long.
-    pub finished_in_memory: usize,
-    pub finished_memory_for: Duration,
-    /// This node's id when several share one PostgreSQL (storage::nodes); None alone.
-    pub node: Option<String>,
-}
-
-impl EngineConfig {
-    pub fn from_settings(s: &crate::config::EngineSettings, runs_dir: PathBuf) -> EngineConfig {
-        EngineConfig {
-            concurrency: s.concurrency as usize,
-            cancel_grace: Duration::from_secs(s.cancel_grace_s),
-            runs_dir,
-            pipelines_dir: s.pipelines_dir.clone(),
-            inline_pipelines: s.inline_pipelines.is_on(),
-            stage_env_deny: s.stage_env_deny.clone(),
-            max_stages: s.max_stages as usize,
-            max_queued_runs: s.max_queued_runs as usize,
-            max_chat_bytes: s.max_chat_bytes as usize,
-            max_output_bytes: s.max_output_bytes,
-            finished_in_memory: s.finished_runs_in_memory as usize,
-            finished_memory_for: Duration::from_secs(s.finished_run_memory_s),
-            node: None,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("no workflow {0:?}")]
-    NotFound(String),
-    #[error("workflow {id:?} was pruned (older than the retention period) at {at}")]
-    Pruned { id: String, at: String },
-    #[error("no pipeline named {0:?}")]
-    NoPipeline(String),
-    #[error("invalid pipeline: {0}")]
-    Invalid(#[from] PipelineError),
-    #[error("no stage {stage:?} in workflow {workflow:?}")]
-    NoStage { workflow: String, stage: String },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("cannot prepare the run's folder: {0}")]
-    Io(String),
-    #[error("the queue already holds {0} waiting runs, the most allowed (SWITCHBOARD_MAX_QUEUED_RUNS): retry later")]
-    QueueFull(usize),
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the run store cannot be read: {0}")]
-    Storage(String),
-    #[error("{0}")]
-    AgentOffline(String),
-    /// The answer of the node a control was relayed to.
-    #[error("{message}")]
-    Relayed { code: ErrorCode, message: String },
-    #[error("{0}")]
-    NodeUnreachable(String),
-}
-
-impl EngineError {
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            EngineError::NotFound(_) | EngineError::Pruned { .. } | EngineError::NoPipeline(_) | EngineError::NoStage { .. } => {
-                ErrorCode::NotFound
-            }
-            EngineError::Invalid(_) | EngineError::BadRequest(_) => ErrorCode::BadRequest,
-            EngineError::Conflict(_) => ErrorCode::Conflict,
-            EngineError::Io(_) | EngineError::Storage(_) => ErrorCode::Internal,
-            EngineError::QueueFull(_) => ErrorCode::RateLimited,
-            EngineError::Forbidden(_) => ErrorCode::Forbidden,
-            EngineError::AgentOffline(_) => ErrorCode::AgentOffline,
-            EngineError::Relayed { code, .. } => *code,
-            EngineError::NodeUnreachable(_) => ErrorCode::Internal,
-        }
-    }
-}
-
-impl From<sqlx::Error> for EngineError {
-    fn from(e: sqlx::Error) -> Self {
-        EngineError::Storage(e.to_string())
-    }
-}
 
 /// Why an inline pipeline is refused on a server that does not take them.
 pub const INLINE_OFF: &str =
