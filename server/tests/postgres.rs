@@ -367,3 +367,49 @@ async fn one_id_sent_to_two_nodes_at_once_runs_once_and_a_restart_is_claimed_by_
     wait_for(&a, "same-id", "completed a third time", |s| s["state"] == "completed" && s["stages"][0]["attempt"].as_u64().unwrap_or(0) >= 3).await;
     assert_once_in_order(&history(&a, "same-id").await);
 }
+
+#[tokio::test]
+async fn a_run_queued_on_a_busy_node_moves_to_one_with_room_and_its_watchers_miss_nothing() {
+    let pg = PostgresServer::start();
+    let url = pg.database("handoff").await;
+    let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
+    let a = node_running(da.path(), &url, 1, &[]);
+    let b = node_running(db.path(), &url, 1, &[]);
+    let busy = start_run(&a, json!({"name":"busy","stages":[{"id":"hold","run":"sleep 6"}]})).await;
+    wait_for(&a, &busy, "running", |s| s["state"] == "running").await;
+    let trace = da.path().join("ran-in");
+    let queued = start_run(&a, json!({"name":"queued","stages":[
+        {"id":"where","run":format!("pwd >> '{}'", trace.display())},
+        {"id":"count","run":"for i in 1 2 3; do echo line-$i; done"}
+    ]})).await;
+    let topic = format!("workflow:{queued}");
+    // watched on A, the node it was queued on
+    let (mut c, _) = watch::watch(&a, &topic, None).await;
+    let done = |v: &Value| v["event"] == "workflow_status" && v["data"]["state"] == "completed";
+    let (mut events, closed) = watch::read_until(&mut c, &topic, done).await;
+    if let Some(code) = closed {
+        assert_eq!(code, 1012, "the watcher is told to resume");
+        let last = events.last().map_or(0, |e| e["seq"].as_u64().expect("seq"));
+        let position = api(&a, "GET", &format!("/api/v1/workflows/{queued}"), None).await;
+        let epoch = position["epoch"].as_str().expect("epoch").to_owned();
+        let (mut again, reply) = watch::watch(&a, &topic, Some((last, &epoch))).await;
+        assert_eq!(reply["recovered"], true, "the same epoch: nothing to start over: {reply}");
+        let (rest, closed) = watch::read_until(&mut again, &topic, done).await;
+        assert_eq!(closed, None, "one resume is enough");
+        events.extend(rest);
+    }
+    assert_eq!(api(&a, "GET", &format!("/api/v1/workflows/{busy}"), None).await["state"], "running", "it did not wait for A's slot");
+    let ran_in = std::fs::read_to_string(&trace).expect("the stage ran");
+    assert!(ran_in.starts_with(&db.path().display().to_string()), "B ran it: {ran_in}");
+    let seqs = watch::seqs(&events);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order, from 1");
+    let text = serde_json::to_string(&events).expect("JSON");
+    assert!(text.contains("line-3") && text.contains("which had a free slot"), "the run's output and why it moved: {text}");
+    let (on_a, on_b) = (history(&a, &queued).await, history(&b, &queued).await);
+    assert_once_in_order(&on_b);
+    assert_eq!(on_a, on_b, "one log, whichever node it is read from");
+    // the watcher stopped at `completed`; the run's closing notification may follow
+    assert!(on_b.len() >= seqs.len(), "the watcher got no more than the log");
+    assert_eq!(on_b[seqs.len() - 1]["data"]["state"], "completed", "the same event at the same seq");
+    wait_for(&a, &busy, "completed", |s| s["state"] == "completed").await;
+}

@@ -40,6 +40,13 @@ impl Book {
         self.active.insert(pos, entry);
     }
 
+    /// The run is not this node's any more (given to another while queued).
+    pub fn forget(&mut self, id: &str) {
+        if let Some(pos) = self.position.remove(id) {
+            self.active.remove(&pos);
+        }
+    }
+
     /// Pending and running counts, and the first running run (in queue order).
     pub fn figures(&self) -> QueueFigures {
         let mut f = QueueFigures::default();

@@ -3,7 +3,15 @@
 use super::forward::Op;
 use super::process::Control;
 use super::run::Run;
-use super::{lock, topic_of, Engine, EngineError};
+use super::{lock, topic_of, Engine, EngineError, Entry};
+
+/// A control that met its run just as it was given to another node (engine::handoff).
+fn moved_check(entry: &Entry, id: &str) -> Result<(), EngineError> {
+    if entry.is_moved() {
+        return Err(EngineError::Conflict(format!("workflow {id:?} moved to another node just now: send it again")));
+    }
+    Ok(())
+}
 use app::protocol::{ControlAction, StageState, WorkflowState};
 
 impl Engine {
@@ -43,6 +51,7 @@ impl Engine {
         let entry = self.entry_or_load(id).await?;
         let state = {
             let run = entry.run.lock().await;
+            moved_check(&entry, id)?;
             if !run.state.is_finished() {
                 self.executor_offline(&run)?;
             }
@@ -118,10 +127,14 @@ impl Engine {
             return self.forward(&owner, id, Op::Chat { from: from.to_owned(), text: text.to_owned() }).await;
         }
         let entry = self.entry_or_load(id).await?;
-        self.executor_offline(&*entry.run.lock().await)?;
+        // held across the publish: a run given to another node meanwhile is not written here
+        let run = entry.run.lock().await;
+        moved_check(&entry, id)?;
+        self.executor_offline(&run)?;
         let chat = app::protocol::Chat { from: from.to_owned(), text: text.to_owned() };
         let _ = self.inner.hub.publish(&topic_of(id), app::protocol::names::CHAT, &chat).await;
         entry.send(Control::Chat(text.to_owned()));
+        drop(run);
         Ok(())
     }
 }

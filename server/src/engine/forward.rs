@@ -30,6 +30,8 @@ pub(super) enum Op {
     Control { action: ControlAction },
     Confirm,
     Chat { from: String, text: String },
+    /// Give this queued run to node `to`, which has room (engine::handoff).
+    HandOver { to: String },
 }
 
 type Answer = Option<(ErrorCode, String)>;
@@ -123,6 +125,7 @@ impl Engine {
             Op::Control { action } => self.control(id, action).await,
             Op::Confirm => self.confirm(id).await,
             Op::Chat { from, text } => self.chat(id, &from, &text).await,
+            Op::HandOver { to } => self.hand_over(id, &to).await,
         }
     }
 

@@ -32,7 +32,8 @@ impl Engine {
     ) {
         let id = entry.run.lock().await.id.clone();
         let Some(permit) = self.wait_turn(ticket, &id, &mut controls).await else {
-            if !self.inner.shutdown.is_cancelled() {
+            // a run given to another node leaves the line without a word (engine::handoff)
+            if !self.inner.shutdown.is_cancelled() && !entry.is_moved() {
                 self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from).await;
             }
             return;
@@ -52,6 +53,9 @@ impl Engine {
             index += 1;
         } else if resume.is_none() {
             let mut run = entry.run.lock().await;
+            if entry.is_moved() {
+                return; // given away while this waited for the lock: another node runs it
+            }
             run.state = WorkflowState::Running;
             run.started_at.get_or_insert(now_ms());
             self.publish_status(&entry, &mut run).await;

@@ -11,6 +11,7 @@ mod error;
 mod controls;
 mod coordinator;
 mod forward;
+mod handoff;
 pub mod interpreter;
 mod lifecycle;
 mod placement;
@@ -43,7 +44,7 @@ use run_id::new_run_id;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -63,12 +64,18 @@ pub(crate) struct Entry {
     /// The number of the last write queued for this run: it leaves memory only once
     /// the database holds it.
     last_write: AtomicU64,
+    /// Given to another node while queued (engine::handoff): nothing here acts on it.
+    moved: AtomicBool,
 }
 
 impl Entry {
     fn new(run: Run, max_output: u64) -> Arc<Entry> {
         let output = Arc::new(OutputBudget { stored: AtomicU64::new(run.output_bytes), cap: max_output });
-        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0) })
+        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0), moved: AtomicBool::new(false) })
+    }
+
+    fn is_moved(&self) -> bool {
+        self.moved.load(Ordering::Acquire)
     }
 
     fn send(&self, control: Control) -> bool {
@@ -109,6 +116,10 @@ struct Inner {
     claims: std::sync::OnceLock<crate::storage::claims::Claims>,
     /// The cluster-wide concurrency limit (`--cluster-concurrency`), when there is one.
     cluster_slots: std::sync::OnceLock<crate::storage::slots::Slots>,
+    /// Queued runs handed between nodes (several nodes only).
+    handoff: std::sync::OnceLock<crate::storage::handoff::Handoff>,
+    /// Held while runs are taken up from the database, so one is never taken up twice.
+    taking_up: tokio::sync::Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -168,6 +179,8 @@ impl Engine {
                 forwarding: std::sync::OnceLock::new(),
                 cluster_slots: std::sync::OnceLock::new(),
                 claims: std::sync::OnceLock::new(),
+                handoff: std::sync::OnceLock::new(),
+                taking_up: tokio::sync::Mutex::new(()),
                 config,
             }),
         }

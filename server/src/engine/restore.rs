@@ -24,6 +24,8 @@ pub enum Why {
     Restarted,
     /// It ran on another node, whose lease expired.
     NodeLost,
+    /// Another node, busier, gave it while it was queued (engine::handoff).
+    Moved,
 }
 
 impl Why {
@@ -31,6 +33,7 @@ impl Why {
         match self {
             Why::Restarted => "server restarted",
             Why::NodeLost => "node lost",
+            Why::Moved => "moved to another node",
         }
     }
 }

@@ -70,17 +70,43 @@ impl Engine {
 
     async fn take_over(&self, t: Takeover) {
         tracing::warn!(dead = %t.dead, runs = t.runs.len(), "a node's lease expired: taking its unfinished runs over");
+        self.adopt(t.runs, Why::NodeLost).await;
+    }
+
+    /// Takes up runs now stored as this node's: one take-up at a time, and a run that
+    /// runs here already (a handover and the lease's look for runs not taken up may
+    /// both find it) is left as it is.
+    async fn adopt(&self, ids: Vec<String>, why: Why) {
+        let taking_up = self.inner.taking_up.lock().await;
+        self.adopt_locked(ids, why, &taking_up).await;
+    }
+
+    /// Whether run `id` runs here already.
+    pub(super) async fn runs_here(&self, id: &str) -> bool {
+        match self.entry(id) {
+            Some(entry) => !entry.run.lock().await.state.is_finished(),
+            None => false,
+        }
+    }
+
+    /// `adopt`, with `taking_up` held.
+    pub(super) async fn adopt_locked(&self, ids: Vec<String>, why: Why, _taking_up: &tokio::sync::MutexGuard<'_, ()>) {
         let mut runs = Vec::new();
-        for id in &t.runs {
-            // whatever this node held of the run's topic belongs to the old epoch
-            self.inner.hub.restart_topic(&topic_of(id));
+        for id in &ids {
+            if self.runs_here(id).await {
+                continue;
+            }
+            if why != Why::Moved {
+                // whatever this node held of the run's topic belongs to the old epoch
+                self.inner.hub.restart_topic(&topic_of(id));
+            }
             match self.inner.reader.run(id).await {
                 Ok(Some(run)) => runs.push(run),
-                Ok(None) => tracing::warn!(%id, "a run taken over is no longer stored"),
-                Err(e) => tracing::error!(%id, error = %e, "cannot read a run taken over; it stays as stored"),
+                Ok(None) => tracing::warn!(%id, "a run taken up is no longer stored"),
+                Err(e) => tracing::error!(%id, error = %e, "cannot read a run taken up; it stays as stored"),
             }
         }
-        self.take_up(runs, Why::NodeLost).await;
+        self.take_up(runs, why).await;
     }
 }
 

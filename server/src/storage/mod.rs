@@ -7,6 +7,7 @@
 
 pub mod claims;
 pub mod connect;
+pub mod handoff;
 pub mod nodes;
 pub mod prune;
 pub mod relay;
@@ -133,6 +134,11 @@ impl Database {
     /// The cluster-wide concurrency limit, `limit` runs (several nodes only).
     pub fn slots(&self, limit: u32) -> Option<slots::Slots> {
         self.node.clone().map(|node| slots::Slots::new(self.pool.clone(), node, limit))
+    }
+
+    /// Queued runs handed between nodes (several nodes only; `lease` as for `lease`).
+    pub fn handoff(&self, lease: std::time::Duration) -> Option<handoff::Handoff> {
+        self.node.clone().map(|node| handoff::Handoff::new(self.pool.clone(), node, lease))
     }
 
     /// Controls relayed to and from this node (several nodes only).

@@ -125,6 +125,23 @@ impl Store {
         }
     }
 
+    /// Waits, at most `within`, until every write queued so far is committed; false
+    /// when they are not by then.
+    pub async fn settled(&self, within: std::time::Duration) -> bool {
+        let n = self.queued.load(Ordering::Acquire);
+        let all_in = async {
+            loop {
+                // created before the look, so a commit in between is not missed
+                let next = self.health.next_commit();
+                if self.health.committed() >= n {
+                    return;
+                }
+                next.await;
+            }
+        };
+        tokio::time::timeout(within, all_in).await.is_ok()
+    }
+
     pub fn health(&self) -> &Arc<Health> {
         &self.health
     }
