@@ -374,7 +374,6 @@ async fn a_run_queued_on_a_busy_node_moves_to_one_with_room_and_its_watchers_mis
     let url = pg.database("handoff").await;
     let (da, db) = (common::tempdir::TempDir::new(), common::tempdir::TempDir::new());
     let a = node_running(da.path(), &url, 1, &[]);
-    let b = node_running(db.path(), &url, 1, &[]);
     let busy = start_run(&a, json!({"name":"busy","stages":[{"id":"hold","run":"sleep 6"}]})).await;
     wait_for(&a, &busy, "running", |s| s["state"] == "running").await;
     let trace = da.path().join("ran-in");
@@ -383,12 +382,13 @@ async fn a_run_queued_on_a_busy_node_moves_to_one_with_room_and_its_watchers_mis
         {"id":"count","run":"for i in 1 2 3; do echo line-$i; done"}
     ]})).await;
     let topic = format!("workflow:{queued}");
-    // watched on A, the node it was queued on
+    // watched on A, the node it was queued on; then B, with room, comes up
     let (mut c, _) = watch::watch(&a, &topic, None).await;
+    let b = node_running(db.path(), &url, 1, &[]);
     let done = |v: &Value| v["event"] == "workflow_status" && v["data"]["state"] == "completed";
     let (mut events, closed) = watch::read_until(&mut c, &topic, done).await;
-    if let Some(code) = closed {
-        assert_eq!(code, 1012, "the watcher is told to resume");
+    assert_eq!(closed, Some(1012), "the watcher on A is told to resume once the run moved");
+    {
         let last = events.last().map_or(0, |e| e["seq"].as_u64().expect("seq"));
         let position = api(&a, "GET", &format!("/api/v1/workflows/{queued}"), None).await;
         let epoch = position["epoch"].as_str().expect("epoch").to_owned();

@@ -66,6 +66,12 @@ impl Engine {
             let verb = format!("{action:?}").to_lowercase();
             return Err(EngineError::Conflict(format!("cannot {verb} workflow {id:?}: it is {state:?}").to_lowercase()));
         }
+        // sent under the run's lock, so a handover (which takes it) sees the cancel
+        let _run = entry.run.lock().await;
+        moved_check(&entry, id)?;
+        if matches!(control, Control::Cancel) {
+            entry.cancelling.store(true, std::sync::atomic::Ordering::Release);
+        }
         if !entry.send(control) {
             return Err(EngineError::Conflict(format!("workflow {id:?} is not running")));
         }

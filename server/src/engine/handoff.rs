@@ -65,6 +65,15 @@ impl Engine {
             }
             match self.forward(&q.owner, &q.id, Op::HandOver { to: handoff.node.clone() }).await {
                 Ok(()) => return self.take_given(&q.id, &q.owner, &handoff.node).await,
+                // the answer did not come: the owner may have given it all the same
+                Err(EngineError::NodeUnreachable(_)) => {
+                    if let Ok(Some(s)) = self.inner.reader.run(&q.id).await {
+                        if s.workflow.node.as_deref() == Some(handoff.node.as_str()) {
+                            return self.take_given(&q.id, &q.owner, &handoff.node).await;
+                        }
+                    }
+                    return; // one slot, one ask at a time: the next look tries again
+                }
                 // it started there meanwhile, or its owner is busy: the next one
                 Err(e) => tracing::debug!(id = %q.id, owner = %q.owner, error = %e, "a queued run was not handed over"),
             }
@@ -97,8 +106,14 @@ impl Engine {
             return refused("it starts here now");
         }
         let run = entry.run.lock().await;
-        if run.state != WorkflowState::Pending || entry.is_moved() {
-            return refused("it is not queued any more");
+        // still in the line: it holds no slot (this node's, or the cluster's) yet
+        let ticket = entry.ticket.load(Ordering::Acquire);
+        let in_line = ticket > 0 && lock(&self.inner.line).contains(&(ticket - 1));
+        if run.state != WorkflowState::Pending || entry.is_moved() || !in_line {
+            return refused("it is not waiting in the line any more");
+        }
+        if entry.cancelling.load(Ordering::Acquire) {
+            return refused("it is being cancelled");
         }
         // the taker goes on from the stored events: all of them must be there
         if !self.inner.store.settled(SETTLE_WITHIN).await {

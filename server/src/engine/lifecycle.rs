@@ -254,6 +254,9 @@ impl Engine {
     pub(super) async fn finish(&self, entry: &Entry, state: WorkflowState, error: Option<String>, skip_from: usize) {
         *lock(&entry.controls) = None;
         let mut run = entry.run.lock().await;
+        if entry.is_moved() {
+            return; // another node has it now (engine::handoff): nothing is written here
+        }
         run.state = state;
         run.error = error;
         run.finished_at = Some(now_ms());

@@ -66,12 +66,16 @@ pub(crate) struct Entry {
     last_write: AtomicU64,
     /// Given to another node while queued (engine::handoff): nothing here acts on it.
     moved: AtomicBool,
+    /// Its place in the line (engine::queue), plus one; 0 before it is first queued.
+    ticket: AtomicU64,
+    /// A cancel was sent to its task: it is not handed to another node any more.
+    cancelling: AtomicBool,
 }
 
 impl Entry {
     fn new(run: Run, max_output: u64) -> Arc<Entry> {
         let output = Arc::new(OutputBudget { stored: AtomicU64::new(run.output_bytes), cap: max_output });
-        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0), moved: AtomicBool::new(false) })
+        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0), moved: AtomicBool::new(false), ticket: AtomicU64::new(0), cancelling: AtomicBool::new(false) })
     }
 
     fn is_moved(&self) -> bool {
@@ -271,6 +275,10 @@ impl Engine {
         self.check_owner(id).await?;
         let run = self.stored_run(id).await?;
         let finished = run.state.is_finished();
+        if !finished {
+            // stored as this node's, not taken up yet (a handover or takeover under way)
+            return Err(EngineError::Conflict(format!("workflow {id:?} is being taken up by this node: retry in a moment")));
+        }
         let entry = Entry::new(run, self.inner.config.max_output_bytes);
         let entry = lock(&self.inner.runs).entry(id.to_owned()).or_insert(entry).clone();
         if finished {

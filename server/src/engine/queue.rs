@@ -44,6 +44,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&entry.controls) = Some(tx);
         let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        entry.ticket.store(ticket + 1, Ordering::Release);
         lock(&self.inner.line).push_back(ticket);
         let engine = self.clone();
         self.inner.tracker.spawn(async move { engine.drive(entry, ticket, from, confirm_first, resume, rx).await });

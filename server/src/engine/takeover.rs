@@ -81,10 +81,10 @@ impl Engine {
         self.adopt_locked(ids, why, &taking_up).await;
     }
 
-    /// Whether run `id` runs here already.
+    /// Whether run `id` runs here already (unfinished, with its task).
     pub(super) async fn runs_here(&self, id: &str) -> bool {
         match self.entry(id) {
-            Some(entry) => !entry.run.lock().await.state.is_finished(),
+            Some(entry) => !entry.run.lock().await.state.is_finished() && lock(&entry.controls).is_some(),
             None => false,
         }
     }
@@ -101,6 +101,10 @@ impl Engine {
                 self.inner.hub.restart_topic(&topic_of(id));
             }
             match self.inner.reader.run(id).await {
+                // given to another node meanwhile (a handover read half before, half after)
+                Ok(Some(run)) if run.workflow.node.is_some() && run.workflow.node != self.inner.config.node => {
+                    tracing::info!(%id, owner = ?run.workflow.node, "a run to take up belongs to another node now; left to it");
+                }
                 Ok(Some(run)) => runs.push(run),
                 Ok(None) => tracing::warn!(%id, "a run taken up is no longer stored"),
                 Err(e) => tracing::error!(%id, error = %e, "cannot read a run taken up; it stays as stored"),
