@@ -4,6 +4,7 @@
 //! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
 
 mod agents;
+mod chaos;
 mod engine;
 mod frames;
 mod longlife;
@@ -91,6 +92,8 @@ enum Command {
     Engine(suite::EngineArgs),
     /// Long life: thousands of runs over time, a long stream (issue 12).
     Longlife(longlife::LongLifeArgs),
+    /// Connections dropped while loaded: every event still once, in order (issue 16).
+    Chaos(chaos::ChaosArgs),
     /// Remote agents: lines from an agent, dequeue to start on one, idle agents (issue 13).
     Agents(agents::AgentsArgs),
     /// Prints `line N t=MICROS` lines at a steady rate (the stage `engine` runs).
@@ -133,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Engine(args) => suite::run_engine(args).await?,
         Command::Longlife(args) => longlife::run(args).await?,
         Command::Agents(args) => agents::run(args).await?,
+        Command::Chaos(args) => chaos::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,
     }
     Ok(())
