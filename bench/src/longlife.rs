@@ -5,13 +5,13 @@
 //! `stream`: one stage printing 1,000 lines a second for a long time: RSS sampled
 //! throughout, and a subscriber resuming from seq 1 at the end gets every line in order.
 
+use crate::child::{start, Server};
 use crate::procstat;
 use crate::scenario::Ws;
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -42,48 +42,6 @@ enum What {
         #[arg(long, default_value_t = 1_800)]
         duration: u64,
     },
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Starts the server on `data`; returns once `/healthz` answers, and how long that took.
-async fn start(bin: &Path, data: &Path, extra: &[&str]) -> anyhow::Result<(Server, Duration)> {
-    let port = free_port()?;
-    let started = Instant::now();
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string(), "--log", "warn", "--auth", "off", "--inline-pipelines", "on"])
-        .args(["--max-connections-per-ip", "100000", "--max-queued-runs", "100000"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let server = Server { child, addr: format!("127.0.0.1:{port}") };
-    let http = reqwest::Client::new();
-    for _ in 0..2_000 {
-        if let Ok(r) = http.get(format!("http://{}/healthz", server.addr)).send().await {
-            if r.status().is_success() {
-                return Ok((server, started.elapsed()));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    anyhow::bail!("the server did not become healthy")
 }
 
 fn rss_mib(server: &Server) -> f64 {

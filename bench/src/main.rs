@@ -5,6 +5,7 @@
 
 mod agents;
 mod chaos;
+mod child;
 mod engine;
 mod frames;
 mod longlife;
