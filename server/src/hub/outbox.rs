@@ -100,7 +100,8 @@ pub struct OutboxReceiver {
 /// Result of a push that did not queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError {
-    /// The queue was full: the connection is now closing with 1013.
+    /// The queue was full: the connection is now closing with 1013. Said once per
+    /// connection (the push that closed it), however many topics feed it.
     Overflow,
     /// The connection is already gone.
     Closed,
@@ -130,8 +131,8 @@ impl Outbox {
             let mut items = self.queue.items.lock().unwrap_or_else(|p| p.into_inner());
             if items.len() >= self.queue.capacity {
                 drop(items);
-                self.close(CloseReason::SlowConsumer);
-                return Err(PushError::Overflow);
+                // later pushes (its other topics) find it closed: counted once
+                return Err(if self.shut(CloseReason::SlowConsumer) { PushError::Overflow } else { PushError::Closed });
             }
             items.push_back(item);
         }
@@ -145,13 +146,20 @@ impl Outbox {
 
     /// Asks the connection to close; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
+        self.shut(reason);
+    }
+
+    /// Closes; whether this call was the one that did.
+    fn shut(&self, reason: CloseReason) -> bool {
         let _ = self.queue.reason.set(reason);
-        if !self.queue.closed.swap(true, Ordering::AcqRel) {
+        let first = !self.queue.closed.swap(true, Ordering::AcqRel);
+        if first {
             // the connection's task waits on `ready` (recv_many); `closed()` and a
             // replay's wait for room, on `drained`
             self.queue.ready.notify_one();
             self.queue.drained.notify_waiters();
         }
+        first
     }
 
     /// The reason to close with, once it is closing (shutdown when none was given).
@@ -258,6 +266,7 @@ mod tests {
         outbox.push_frame("b".into()).unwrap();
         assert_eq!(outbox.len(), 2);
         assert_eq!(outbox.push_frame("c".into()), Err(PushError::Overflow));
+        assert_eq!(outbox.push_frame("d".into()), Err(PushError::Closed), "an overflow is said once");
         assert!(outbox.is_closing());
         assert_eq!(outbox.close_reason().code(), 1013);
         outbox.close(CloseReason::Normal);

@@ -142,6 +142,26 @@ async fn an_overflowing_subscriber_is_closed_and_the_others_keep_receiving() {
 }
 
 #[tokio::test]
+async fn a_slow_consumer_of_many_topics_is_counted_once() {
+    let h = hub(100);
+    // room for the three `subscribed` replies and one event
+    let (slow, _slow_rx) = client(&h, 4, open());
+    for t in ["t:1", "t:2", "t:3"] {
+        h.subscribe(&slow, t, None, None, None).await.unwrap();
+    }
+    for i in 0..3 {
+        for t in ["t:1", "t:2", "t:3"] {
+            publish(&h, t, i).await;
+        }
+    }
+    assert_eq!(slow.outbox.close_reason().code(), 1013);
+    for t in ["t:1", "t:2", "t:3"] {
+        assert_eq!(h.topic(t).await.unwrap().fanout.subscriber_count(), 0, "gone from {t}");
+    }
+    assert_eq!(h.counters().slow_consumer_closes.get(), 1);
+}
+
+#[tokio::test]
 async fn resubscribing_replaces_and_unsubscribe_removes() {
     let h = hub(100);
     let (c, mut rx) = client(&h, 64, open());
