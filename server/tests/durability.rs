@@ -124,3 +124,26 @@ async fn a_stage_that_ends_while_the_server_stops_is_recorded_and_the_run_goes_o
     let text: String = page["events"].as_array().unwrap().iter().filter(|e| e["event"] == "terminal_output").map(|e| e["data"]["output"].as_str().unwrap().to_owned()).collect();
     assert_eq!((text.matches("first").count(), text.matches("second").count()), (1, 1), "{text}");
 }
+
+#[tokio::test]
+async fn a_run_acknowledged_is_stored_before_the_reply_even_with_the_writer_busy() {
+    let data = common::tempdir::TempDir::new();
+    let b = start(data.path());
+    // a stage flooding its log keeps the writer's queue deep
+    let flood = api(&b, "POST", "/api/v1/workflows", Some(json!({"pipeline":{"name":"flood","stages":[{"id":"a","run":"seq 1 2000000"}]}}))).await;
+    wait_for(&b, flood["id"].as_str().unwrap(), |s| s["seq"].as_u64().unwrap_or(0) >= 20).await;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let run = api(&b, "POST", "/api/v1/workflows", Some(json!({"pipeline":{"name":"acked","stages":[{"id":"a","run":"echo hi"}]}}))).await;
+        ids.push(run["id"].as_str().unwrap().to_owned());
+    }
+    // no pause: the kill follows the last 201 at once
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let b = start(data.path());
+    for id in &ids {
+        let s = api(&b, "GET", &format!("/api/v1/workflows/{id}"), None).await;
+        assert_eq!(s["id"], id.as_str(), "run {id} was acknowledged with 201, then lost: {s}");
+    }
+}

@@ -54,6 +54,9 @@ use tokio_util::task::TaskTracker;
 pub const INLINE_OFF: &str =
     "inline pipelines (any shell command) are off on this server: start a named pipeline, or turn them on with SWITCHBOARD_INLINE_PIPELINES=on";
 
+/// How long a new run's reply waits for its row to reach the database.
+const STORED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A run in memory.
 pub(crate) struct Entry {
     /// Async: held across the publishes of a state change, so that events go out in
@@ -259,6 +262,11 @@ impl Engine {
             self.publish_status(&entry, &mut run).await;
         }
         self.spawn_run(entry.clone(), 0, false, None);
+        // a 201 says the run is stored: a crash right after the reply must not lose it
+        // (several nodes wrote its row in claim_new_run already)
+        if self.inner.claims.get().is_none() && !self.inner.store.settled(STORED_WITHIN).await {
+            tracing::warn!(%id, "a new run is not stored yet (the database is slow or failing): it runs, and is stored once the database takes writes");
+        }
         self.snapshot_of(&entry).await
     }
 
