@@ -87,7 +87,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration);
     let chaos = tokio::spawn(drop_connections(kills, args.drops, duration, tally.clone()));
     let started = Instant::now();
-    let (published, failed, last) = publish(&addr, topics, args.rate, duration).await;
+    let (published, failed, last) = publish(&addr, "chaos", topics, args.rate, duration).await;
     for (f, l) in finals.iter().zip(&last) {
         f.store(l.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
     }
@@ -115,15 +115,16 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Publishes `rate` events/s over `topics` topics for `duration` (four producers);
-/// (published, refused, each topic's highest seq).
-async fn publish(addr: &str, topics: usize, rate: u64, duration: Duration) -> (u64, u64, Vec<AtomicU64>) {
-    const PRODUCERS: u64 = 4;
+/// Publishes `rate` events/s over `topics` topics (`{prefix}.{i}`) for `duration` (eight
+/// producers, over HTTP); (published, refused, each topic's highest seq).
+pub(crate) async fn publish(addr: &str, prefix: &str, topics: usize, rate: u64, duration: Duration) -> (u64, u64, Vec<AtomicU64>) {
+    const PRODUCERS: u64 = 8;
     let last: Arc<Vec<AtomicU64>> = Arc::new((0..topics).map(|_| AtomicU64::new(0)).collect());
     let (published, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tasks = Vec::new();
     for p in 0..PRODUCERS {
         let (url, last, published, refused) = (format!("http://{addr}/api/v1/publish"), last.clone(), published.clone(), refused.clone());
+        let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let start = Instant::now();
@@ -136,7 +137,7 @@ async fn publish(addr: &str, topics: usize, rate: u64, duration: Duration) -> (u
                 }
                 let topic = ((sent * PRODUCERS + p) % topics as u64) as usize;
                 sent += 1;
-                let body = json!({"topic": format!("chaos.{topic}"), "event": "chaos", "data": payload(100)});
+                let body = json!({"topic": format!("{prefix}.{topic}"), "event": "chaos", "data": payload(100)});
                 let reply = async { client.post(&url).json(&body).send().await?.error_for_status()?.json::<Value>().await };
                 match reply.await.ok().and_then(|v| v["seq"].as_u64()) {
                     Some(seq) => {

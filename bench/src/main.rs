@@ -6,11 +6,14 @@
 mod agents;
 mod chaos;
 mod child;
+mod crashes;
 mod engine;
 mod frames;
 mod longlife;
 mod procstat;
 mod scenario;
+mod slow;
+mod soak;
 mod starts;
 mod suite;
 
@@ -95,6 +98,12 @@ enum Command {
     Longlife(longlife::LongLifeArgs),
     /// Connections dropped while loaded: every event still once, in order (issue 16).
     Chaos(chaos::ChaosArgs),
+    /// The server SIGKILLed and restarted during watched runs: every log whole (issue 16).
+    Crashes(crashes::CrashArgs),
+    /// Subscribers that never read among many that do: closed (1013), the rest unslowed (issue 16).
+    Slow(slow::SlowArgs),
+    /// Many connections, a steady publisher and runs for a long time: memory, fds, p99 (issue 16).
+    Soak(soak::SoakArgs),
     /// Remote agents: lines from an agent, dequeue to start on one, idle agents (issue 13).
     Agents(agents::AgentsArgs),
     /// Prints `line N t=MICROS` lines at a steady rate (the stage `engine` runs).
@@ -138,6 +147,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Longlife(args) => longlife::run(args).await?,
         Command::Agents(args) => agents::run(args).await?,
         Command::Chaos(args) => chaos::run(args).await?,
+        Command::Crashes(args) => crashes::run(args).await?,
+        Command::Slow(args) => slow::run(args).await?,
+        Command::Soak(args) => soak::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,
     }
     Ok(())

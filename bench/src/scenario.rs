@@ -241,7 +241,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let shared = Arc::new(Shared { delivered: AtomicU64::new(0), gaps: AtomicU64::new(0), stop: AtomicBool::new(false) });
     let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read_events(ws, shared.clone()))).collect();
     // held open, never read: the server must close them (1013), not wait for them
-    let _stalled = open_subscribers(target, spec.stalled, topics, 16).await?;
+    let stalled = crate::slow::open_stalled(target, spec.stalled, topics).await?;
     let mut publishers = Vec::new();
     for node in 0..=target.also.len() {
         publishers.push(Publisher::new(target.node(node), spec.via).await?);
@@ -286,6 +286,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
         hist.add(r.await?).ok();
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let fate = crate::slow::inspect(stalled).await;
     Ok(Report {
         target: target.name.clone(),
         scenario: String::new(),
@@ -300,7 +301,12 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
         max_ms: hist.max() as f64 / 1000.0,
         server_cpu_s: (after.cpu.saturating_sub(before.cpu)).as_secs_f64(),
         peak_rss_kib: after.peak_rss_kib,
-        extra: vec![("publish_errors".into(), publish_errors as f64)],
+        extra: vec![
+            ("publish_errors".into(), publish_errors as f64),
+            ("stalled_ended".into(), fate.ended as f64),
+            ("stalled_gapless".into(), fate.gapless as f64),
+            ("stalled_most_events".into(), fate.most_events as f64),
+        ],
     })
 }
 

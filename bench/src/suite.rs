@@ -195,7 +195,7 @@ one subscriber that stops reading (hub, 1,000 subscribers x 100 msg/s, 1 KiB):")
     Ok(())
 }
 
-fn extra(r: &Report, key: &str) -> f64 {
+pub(crate) fn extra(r: &Report, key: &str) -> f64 {
     r.extra.iter().find(|(k, _)| k == key).map(|(_, v)| *v).unwrap_or(f64::NAN)
 }
 
