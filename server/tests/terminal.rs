@@ -191,6 +191,14 @@ async fn watch_resumes_across_a_cut_connection_and_a_server_restart() {
     let id = start(b.addr.clone(), "killed", 400).await;
     let (mut child, seen) = watch_through(&proxy, &id);
     wait_printed(&seen, "killed 10\n").await;
+    // the writer batches: kill only once line 10 is committed, so the check below is
+    // about what watch printed, not about how far the batch had got at the kill
+    for _ in 0..200 {
+        if logged_output(&b.addr, &id).await.contains("killed 10\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let mut b = b;
     b.child.kill().unwrap();
     b.child.wait().unwrap();
