@@ -77,7 +77,9 @@ pub(super) async fn dispatch(hub: &Hub, conn: &Arc<ConnectionInfo>, env: &Client
                 reply(conn, ServerMessage::Ack(Ack { id, result: None }));
             }
         }
-        ClientMessage::Close => conn.outbox.close(CloseReason::Normal),
+        ClientMessage::Close => {
+            conn.outbox.close(CloseReason::Normal);
+        }
     }
     Ok(())
 }

@@ -144,16 +144,17 @@ impl Outbox {
         self.push(Outbound::Frame(Utf8Bytes::from(text)))
     }
 
-    /// Asks the connection to close; the first reason given wins.
-    pub fn close(&self, reason: CloseReason) {
-        self.shut(reason);
+    /// Asks the connection to close; the first reason given wins. Whether this call's
+    /// reason is the one the connection closes with.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        self.shut(reason)
     }
 
-    /// Closes; whether this call was the one that did.
+    /// Closes; whether this call was the one that did (its reason is the one kept, so a
+    /// caller that counts closes counts the close the client is told of).
     fn shut(&self, reason: CloseReason) -> bool {
-        let _ = self.queue.reason.set(reason);
-        let first = !self.queue.closed.swap(true, Ordering::AcqRel);
-        if first {
+        let first = self.queue.reason.set(reason).is_ok();
+        if !self.queue.closed.swap(true, Ordering::AcqRel) {
             // the connection's task waits on `ready` (recv_many); `closed()` and a
             // replay's wait for room, on `drained`
             self.queue.ready.notify_one();
@@ -269,7 +270,7 @@ mod tests {
         assert_eq!(outbox.push_frame("d".into()), Err(PushError::Closed), "an overflow is said once");
         assert!(outbox.is_closing());
         assert_eq!(outbox.close_reason().code(), 1013);
-        outbox.close(CloseReason::Normal);
+        assert!(!outbox.close(CloseReason::Normal), "a later close is not the one that closed it");
         assert_eq!(outbox.close_reason(), CloseReason::SlowConsumer, "first reason wins");
         let mut got = Vec::new();
         assert_eq!(rx.try_recv_many(&mut got, 10), 2);
@@ -293,8 +294,11 @@ mod tests {
         let (outbox, rx) = Outbox::new(2);
         let waiter = outbox.clone();
         let closed = std::thread::spawn(move || futures::executor::block_on(waiter.closed()));
-        outbox.close(CloseReason::GoingAway);
+        assert!(outbox.close(CloseReason::GoingAway));
         closed.join().unwrap();
+        // a closing one that then fills is not a slow consumer too: counted never
+        let _ = (outbox.push_frame("a".into()), outbox.push_frame("b".into()));
+        assert_eq!(outbox.push_frame("c".into()), Err(PushError::Closed));
         assert!(outbox.is_closing());
         assert_eq!(outbox.close_reason().code(), 1001);
         drop(rx);

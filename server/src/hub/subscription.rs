@@ -155,8 +155,9 @@ impl CatchUp {
                     // the log let go of what this subscriber still needs: it cannot keep
                     // up, and the protocol's rule for that is 1013
                     _ => {
-                        self.conn.outbox.close(super::outbox::CloseReason::SlowConsumer);
-                        return Err(Failed::Overflow);
+                        // counted only if this closed it (not if it was already closing)
+                        let first = self.conn.outbox.close(super::outbox::CloseReason::SlowConsumer);
+                        return Err(if first { Failed::Overflow } else { Failed::Gone });
                     }
                 }
                 cursor = page.events.last().map_or(cursor, |e| e.seq);
