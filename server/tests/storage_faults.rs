@@ -2,8 +2,9 @@
 //! then filled. Writes fail, are retried and counted, `/healthz` says `degraded`, the
 //! stage blocks (its pipe fills) rather than anything being dropped; when space comes
 //! back, everything queued is written and the run completes with every event once, in
-//! order; and the process, which had failed writes, records no clean shutdown, so the
-//! next start gives the run's topic a new epoch.
+//! order; a new run asked for meanwhile is refused (503, retryable) and taken after;
+//! and the process, which had failed writes, records no clean shutdown, so the next
+//! start gives the run's topic a new epoch.
 
 mod common;
 
@@ -109,6 +110,14 @@ async fn a_full_disk_blocks_the_stage_then_everything_is_written_once() {
     }
     assert_eq!(degraded["status"], "degraded", "{degraded}");
     assert!(degraded["storage"]["error"].as_str().unwrap().contains("full"), "{degraded}");
+    // a new run is refused, honestly: its 201 could not mean it is stored
+    let refused = http().post(format!("{base}/api/v1/workflows")).json(&json!({"pipeline":{"name":"late","stages":[{"id":"s","run":"true"}]}})).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "internal", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not taking writes") && message.contains("full") && message.contains("not started"), "{message}");
     // the producer waits: once the queue, the read-ahead and the pipe are full, the
     // stage stops making progress, well before its end
     let mut stalled = None;
@@ -138,6 +147,10 @@ async fn a_full_disk_blocks_the_stage_then_everything_is_written_once() {
     }
     assert_eq!(state, "completed", "progress {} health {:?} log {:?}", progress(&marker), health(&base).await, b.log.lock().unwrap().iter().rev().take(5).collect::<Vec<_>>());
     assert_eq!(health(&base).await.0, 200, "healthy again");
+    let listed: Value = http().get(format!("{base}/api/v1/workflows")).send().await.unwrap().json().await.unwrap();
+    assert!(!listed.to_string().contains("\"late\""), "the refused run is nowhere: {listed}");
+    let again = http().post(format!("{base}/api/v1/workflows")).json(&json!({"pipeline":{"name":"late","stages":[{"id":"s","run":"true"}]}})).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 201, "taken once writes succeed");
     let mut values = Vec::new();
     let (mut since, mut seqs) = (0u64, Vec::new());
     loop {

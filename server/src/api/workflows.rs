@@ -18,15 +18,22 @@ use tower::ServiceExt;
 const QUEUE_FULL_RETRY_S: u32 = 5;
 /// How long a control refused for an offline executor is asked to wait.
 const AGENT_OFFLINE_RETRY_S: u32 = 2;
+/// How long a client refused while the database takes no writes is asked to wait.
+const UNWRITABLE_RETRY_S: u32 = 5;
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let retry = match e {
             EngineError::QueueFull(_) => Some(QUEUE_FULL_RETRY_S),
             EngineError::AgentOffline(_) | EngineError::NodeUnreachable(_) => Some(AGENT_OFFLINE_RETRY_S),
+            EngineError::Unwritable(_) => Some(UNWRITABLE_RETRY_S),
             _ => None,
         };
-        let err = ApiError::new(e.code(), e.to_string());
+        let mut err = ApiError::new(e.code(), e.to_string());
+        if matches!(e, EngineError::Unwritable(_)) {
+            // `internal` (retryable), as 503: this node is up but cannot take new work
+            err.status = StatusCode::SERVICE_UNAVAILABLE;
+        }
         match retry {
             Some(s) => err.retry_after(s),
             None => err,

@@ -27,6 +27,10 @@ pub enum EngineError {
     Forbidden(String),
     #[error("the run store cannot be read: {0}")]
     Storage(String),
+    /// Writes to the database fail now (a full disk, say): no new run is taken, since
+    /// its 201 could not mean it is stored.
+    #[error("the database is not taking writes ({0}): the run was not started; retry once GET /healthz says ok")]
+    Unwritable(String),
     #[error("{0}")]
     AgentOffline(String),
     /// The answer of the node a control was relayed to.
@@ -44,7 +48,7 @@ impl EngineError {
             }
             EngineError::Invalid(_) | EngineError::BadRequest(_) => ErrorCode::BadRequest,
             EngineError::Conflict(_) => ErrorCode::Conflict,
-            EngineError::Io(_) | EngineError::Storage(_) => ErrorCode::Internal,
+            EngineError::Io(_) | EngineError::Storage(_) | EngineError::Unwritable(_) => ErrorCode::Internal,
             EngineError::QueueFull(_) => ErrorCode::RateLimited,
             EngineError::Forbidden(_) => ErrorCode::Forbidden,
             EngineError::AgentOffline(_) => ErrorCode::AgentOffline,

@@ -238,6 +238,9 @@ impl Engine {
         if waiting >= self.inner.config.max_queued_runs {
             return Err(EngineError::QueueFull(waiting));
         }
+        if let Some(error) = self.inner.store.health().degraded() {
+            return Err(EngineError::Unwritable(error));
+        }
         let id = match asked_id {
             Some(id) => self.claim_id(id).await?,
             None => new_run_id(),
