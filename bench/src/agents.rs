@@ -38,8 +38,8 @@ pub struct AgentsArgs {
     repeat: usize,
 }
 
-/// A `switchboard agent` process with capability `bench`; killed on drop.
-struct AgentProcess(Child, PathBuf);
+/// A `switchboard agent` process with capability `bench`; killed (SIGKILL) on drop.
+pub(crate) struct AgentProcess(Child, PathBuf);
 
 impl Drop for AgentProcess {
     fn drop(&mut self) {
@@ -50,9 +50,15 @@ impl Drop for AgentProcess {
 }
 
 async fn start_agent(bin: &PathBuf, target: &Target) -> anyhow::Result<AgentProcess> {
+    start_named_agent(bin, target, "bench-agent").await
+}
+
+/// Starts `switchboard agent --name {name}` with capability `bench`; returns once the
+/// server lists it connected.
+pub(crate) async fn start_named_agent(bin: &PathBuf, target: &Target, name: &str) -> anyhow::Result<AgentProcess> {
     let work = std::env::temp_dir().join(format!("switchboard-bench-agent-{}", rand::random::<u32>()));
     let child = Command::new(bin)
-        .args(["agent", "--server", &format!("http://{}", target.addr), "--name", "bench-agent", "--capabilities", "bench", "--work-dir"])
+        .args(["agent", "--server", &format!("http://{}", target.addr), "--name", name, "--capabilities", "bench", "--work-dir"])
         .arg(&work)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -61,14 +67,20 @@ async fn start_agent(bin: &PathBuf, target: &Target) -> anyhow::Result<AgentProc
     let agent = AgentProcess(child, work);
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        let list: Value = http.get(format!("http://{}/api/v1/agents", target.addr)).send().await?.json().await?;
-        let up = list["agents"].as_array().is_some_and(|a| a.iter().any(|x| x["agent_name"] == "bench-agent" && x["status"] == "idle"));
-        if up {
+        // busy too: a restarted agent may be handed a waiting stage at once
+        if matches!(agent_status(&http, target, name).await?.as_deref(), Some("idle" | "busy")) {
             return Ok(agent);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::bail!("the agent never connected")
+}
+
+/// The status the server lists for agent `name` (None when it lists none).
+pub(crate) async fn agent_status(http: &reqwest::Client, target: &Target, name: &str) -> anyhow::Result<Option<String>> {
+    let list: Value = http.get(format!("http://{}/api/v1/agents", target.addr)).send().await?.json().await?;
+    let agents = list["agents"].as_array().cloned().unwrap_or_default();
+    Ok(agents.iter().find(|x| x["agent_name"] == name).and_then(|x| x["status"].as_str().map(str::to_owned)))
 }
 
 fn median(mut v: Vec<LinesReport>) -> LinesReport {

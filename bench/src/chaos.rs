@@ -87,7 +87,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration);
     let chaos = tokio::spawn(drop_connections(kills, args.drops, duration, tally.clone()));
     let started = Instant::now();
-    let (published, failed, last) = publish(&addr, "chaos", topics, args.rate, duration).await;
+    let Published { count: published, refused: failed, last, .. } = publish(std::slice::from_ref(&addr), "chaos", topics, args.rate, duration).await;
     for (f, l) in finals.iter().zip(&last) {
         f.store(l.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
     }
@@ -115,18 +115,33 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a publisher got back.
+pub(crate) struct Published {
+    pub count: u64,
+    /// Publishes that failed, however they failed.
+    pub refused: u64,
+    /// Of those, answered 503 with `Retry-After` (a retryable refusal).
+    pub unavailable: u64,
+    /// Each topic's highest seq acknowledged (of any epoch).
+    pub last: Vec<AtomicU64>,
+    /// Each topic's publishes acknowledged.
+    pub acked: Vec<AtomicU64>,
+}
+
 /// Publishes `rate` events/s over `topics` topics (`{prefix}.{i}`) for `duration` (eight
-/// producers, over HTTP); (published, refused, each topic's highest seq).
-pub(crate) async fn publish(addr: &str, prefix: &str, topics: usize, rate: u64, duration: Duration) -> (u64, u64, Vec<AtomicU64>) {
+/// producers, over HTTP, to the nodes of `addrs` in turn).
+pub(crate) async fn publish(addrs: &[String], prefix: &str, topics: usize, rate: u64, duration: Duration) -> Published {
     const PRODUCERS: u64 = 8;
     let last: Arc<Vec<AtomicU64>> = Arc::new((0..topics).map(|_| AtomicU64::new(0)).collect());
-    let (published, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..topics).map(|_| AtomicU64::new(0)).collect());
+    let counts: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let urls: Arc<Vec<String>> = Arc::new(addrs.iter().map(|a| format!("http://{a}/api/v1/publish")).collect());
     let mut tasks = Vec::new();
     for p in 0..PRODUCERS {
-        let (url, last, published, refused) = (format!("http://{addr}/api/v1/publish"), last.clone(), published.clone(), refused.clone());
+        let (urls, last, acked, counts) = (urls.clone(), last.clone(), acked.clone(), counts.clone());
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
             let start = Instant::now();
             let mut sent = 0u64;
             while start.elapsed() < duration {
@@ -136,16 +151,24 @@ pub(crate) async fn publish(addr: &str, prefix: &str, topics: usize, rate: u64, 
                     continue;
                 }
                 let topic = ((sent * PRODUCERS + p) % topics as u64) as usize;
+                let url = &urls[(sent as usize + p as usize) % urls.len()];
                 sent += 1;
                 let body = json!({"topic": format!("{prefix}.{topic}"), "event": "chaos", "data": payload(100)});
-                let reply = async { client.post(&url).json(&body).send().await?.error_for_status()?.json::<Value>().await };
+                let reply = async {
+                    let resp = client.post(url).json(&body).send().await?;
+                    if resp.status().as_u16() == 503 && resp.headers().contains_key("retry-after") {
+                        counts[2].fetch_add(1, Ordering::Relaxed);
+                    }
+                    resp.error_for_status()?.json::<Value>().await
+                };
                 match reply.await.ok().and_then(|v| v["seq"].as_u64()) {
                     Some(seq) => {
                         last[topic].fetch_max(seq, Ordering::Relaxed);
-                        published.fetch_add(1, Ordering::Relaxed);
+                        acked[topic].fetch_add(1, Ordering::Relaxed);
+                        counts[0].fetch_add(1, Ordering::Relaxed);
                     }
                     None => {
-                        refused.fetch_add(1, Ordering::Relaxed);
+                        counts[1].fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -154,8 +177,9 @@ pub(crate) async fn publish(addr: &str, prefix: &str, topics: usize, rate: u64, 
     for t in tasks {
         let _ = t.await;
     }
-    let last = Arc::try_unwrap(last).unwrap_or_else(|a| a.iter().map(|l| AtomicU64::new(l.load(Ordering::Relaxed))).collect());
-    (published.load(Ordering::Relaxed), refused.load(Ordering::Relaxed), last)
+    let owned = |v: Arc<Vec<AtomicU64>>| Arc::try_unwrap(v).unwrap_or_else(|a| a.iter().map(|l| AtomicU64::new(l.load(Ordering::Relaxed))).collect());
+    let t = |i: usize| counts[i].load(Ordering::Relaxed);
+    Published { count: t(0), refused: t(1), unavailable: t(2), last: owned(last), acked: owned(acked) }
 }
 
 /// `drops` faults spread over `duration`, each on a random subscriber, the three kinds in turn.
@@ -188,18 +212,7 @@ async fn subscriber(url: String, topic: usize, mut kill: mpsc::Receiver<Fault>, 
         if done > 0 && over_at.get_or_insert_with(Instant::now).elapsed() > CATCH_UP {
             return false;
         }
-        let Ok(Ok((mut ws, _))) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(&url)).await else {
-            tally.connect_failures.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let mut sub = json!({"type": "subscribe", "topic": name, "since": last});
-        if let Some(e) = &epoch {
-            sub["epoch"] = json!(e);
-        }
-        if ws.send(Message::text(sub.to_string())).await.is_err() {
-            continue;
-        }
+        let Some(mut ws) = resume(&url, &name, last, epoch.as_deref(), &tally.connect_failures).await else { continue };
         let mut subscribed = false;
         loop {
             let done = finals[topic].load(Ordering::Relaxed);
@@ -252,6 +265,22 @@ async fn subscriber(url: String, topic: usize, mut kill: mpsc::Receiver<Fault>, 
             }
         }
     }
+}
+
+/// Dials `url` and asks for `topic` after `since` of `epoch` (when known); None when
+/// that failed (a failed dial is counted in `failures`, after a short pause).
+pub(crate) async fn resume(url: &str, topic: &str, since: u64, epoch: Option<&str>, failures: &AtomicU64) -> Option<Ws> {
+    let Ok(Ok((mut ws, _))) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url)).await else {
+        failures.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return None;
+    };
+    let mut sub = json!({"type": "subscribe", "topic": topic, "since": since});
+    if let Some(e) = epoch {
+        sub["epoch"] = json!(e);
+    }
+    ws.send(Message::text(sub.to_string())).await.ok()?;
+    Some(ws)
 }
 
 /// Drops `ws` the way `fault` says.

@@ -29,18 +29,25 @@ pub struct CrashArgs {
     /// Seconds between two kills.
     #[arg(long, default_value_t = 8)]
     every: u64,
-    /// Milliseconds between two run starts.
-    #[arg(long, default_value_t = 500)]
-    start_every: u64,
-    /// Subscribers per run.
-    #[arg(long, default_value_t = 3)]
-    watchers: usize,
-    /// Lines the run's first stage prints (50 a second).
-    #[arg(long, default_value_t = 200)]
-    lines: u32,
+    #[command(flatten)]
+    runs: WatchedRuns,
     /// Runs at once on the server.
     #[arg(long, default_value_t = 8)]
     concurrency: u32,
+}
+
+/// The watched runs of the scenarios that break something under them.
+#[derive(clap::Args)]
+pub struct WatchedRuns {
+    /// Milliseconds between two run starts.
+    #[arg(long, default_value_t = 500)]
+    pub start_every: u64,
+    /// Subscribers per run.
+    #[arg(long, default_value_t = 3)]
+    pub watchers: usize,
+    /// Lines the run's first stage prints (50 a second).
+    #[arg(long, default_value_t = 200)]
+    pub lines: u32,
 }
 
 /// How long runs and subscribers may take to settle once the last restart is up.
@@ -48,20 +55,22 @@ const SETTLE: Duration = Duration::from_secs(120);
 const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
 
 #[derive(Default)]
-struct Tally {
-    started: AtomicU64,
-    refused_starts: AtomicU64,
-    resumed: AtomicU64,
-    not_recovered: AtomicU64,
-    reloads: AtomicU64,
+pub(crate) struct Tally {
+    pub started: AtomicU64,
+    pub refused_starts: AtomicU64,
+    /// Of those, refused with 503 and a retryable error (the database took no writes).
+    pub unavailable: AtomicU64,
+    pub resumed: AtomicU64,
+    pub not_recovered: AtomicU64,
+    pub reloads: AtomicU64,
     /// Events a subscriber had that the reloaded log did not: delivered, never stored.
-    unstored: AtomicU64,
-    duplicated: AtomicU64,
-    missing: AtomicU64,
-    errors: AtomicU64,
+    pub unstored: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub missing: AtomicU64,
+    pub errors: AtomicU64,
 }
 
-struct Run {
+pub(crate) struct Run {
     id: String,
     /// The log's last seq once the run is over (0 until then).
     last: watch::Sender<u64>,
@@ -78,7 +87,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", server.addr);
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let starter = tokio::spawn(start_runs(base.clone(), args.start_every, args.watchers, args.lines, stop.clone(), tally.clone()));
+    let starter = tokio::spawn(start_runs(base.clone(), args.runs.start_every, args.runs.watchers, pipeline(args.runs.lines, &[]), stop.clone(), tally.clone()));
     let begun = Instant::now();
     let mut down = Vec::new();
     for _ in 0..args.kills {
@@ -93,10 +102,10 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(args.every)).await;
     stop.store(true, Ordering::Relaxed);
     let runs = starter.await?;
-    let verdict = check(&base, runs, args.lines).await?;
+    let verdict = check(&base, runs, args.runs.lines).await?;
     let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let worst = down.iter().max().copied().unwrap_or_default();
-    println!("crashes: {} SIGKILL restarts, one every {} s, runs started every {} ms, {} subscribers each ({:.0} s)", args.kills, args.every, args.start_every, args.watchers, begun.elapsed().as_secs_f64());
+    println!("crashes: {} SIGKILL restarts, one every {} s, runs started every {} ms, {} subscribers each ({:.0} s)", args.kills, args.every, args.runs.start_every, args.runs.watchers, begun.elapsed().as_secs_f64());
     println!("  runs started {} ({} starts refused while the server was down); down at most {:.0} ms per kill", t(&tally.started), t(&tally.refused_starts), worst.as_secs_f64() * 1000.0);
     println!("  runs: {} completed, {} failed ('server restarted'), {} unfinished, {} lost (acknowledged, then unknown)", verdict.completed, verdict.failed, verdict.unfinished, verdict.lost);
     println!("  logs: {} events, {} runs with a gap or a line twice", verdict.events, verdict.broken_logs);
@@ -110,21 +119,37 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn kill9(server: &mut Server) {
+pub(crate) fn kill9(server: &mut Server) {
     use nix::sys::signal::{kill, Signal};
     let _ = kill(nix::unistd::Pid::from_raw(server.child.id() as i32), Signal::SIGKILL);
     let _ = server.child.wait();
 }
 
-/// Starts a run every `every` ms until `stop`, each with `watchers` subscribers.
-async fn start_runs(base: String, every: u64, watchers: usize, lines: u32, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<Run> {
-    let http = reqwest::Client::new();
+/// The watched runs' pipeline: a stage printing `line 1` to `line {lines}` at 50 a
+/// second (on an agent with all of `runs_on`, when given), then a second stage.
+pub(crate) fn pipeline(lines: u32, runs_on: &[&str]) -> Value {
     let script = format!("for i in $(seq 1 {lines}); do echo \"line $i\"; sleep 0.02; done");
-    let pipeline = json!({"name": "crashes", "stages": [{"id": "print", "run": script}, {"id": "after", "run": "echo done"}]});
+    let mut print = json!({"id": "print", "run": script});
+    if !runs_on.is_empty() {
+        print["runs_on"] = json!(runs_on);
+    }
+    json!({"name": "crashes", "stages": [print, {"id": "after", "run": "echo done"}]})
+}
+
+/// Starts a run of `pipeline` every `every` ms until `stop`, each with `watchers`
+/// subscribers.
+pub(crate) async fn start_runs(base: String, every: u64, watchers: usize, pipeline: Value, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<Run> {
+    let http = reqwest::Client::new();
     let mut runs = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(every)).await;
-        let reply = async { http.post(format!("{base}/api/v1/workflows")).json(&json!({"pipeline": pipeline})).send().await?.error_for_status()?.json::<Value>().await };
+        let reply = async {
+            let resp = http.post(format!("{base}/api/v1/workflows")).json(&json!({"pipeline": pipeline})).send().await?;
+            if resp.status().as_u16() == 503 && resp.headers().contains_key("retry-after") {
+                tally.unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+            resp.error_for_status()?.json::<Value>().await
+        };
         let Some(id) = reply.await.ok().and_then(|v| v["id"].as_str().map(str::to_owned)) else {
             tally.refused_starts.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -227,7 +252,10 @@ async fn watch_run(base: String, id: String, last: watch::Receiver<u64>, tally: 
                     epoch = v["epoch"].as_str().map(str::to_owned);
                 }
                 Some("error") => {
+                    // a refused subscribe would leave this socket idle: dial again
                     tally.errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'connect;
                 }
                 _ => {}
             }
@@ -236,19 +264,19 @@ async fn watch_run(base: String, id: String, last: watch::Receiver<u64>, tally: 
 }
 
 #[derive(Default)]
-struct Verdict {
-    completed: u64,
-    failed: u64,
-    unfinished: u64,
-    lost: u64,
-    events: u64,
-    broken_logs: u64,
-    copies: u64,
-    equal: u64,
+pub(crate) struct Verdict {
+    pub completed: u64,
+    pub failed: u64,
+    pub unfinished: u64,
+    pub lost: u64,
+    pub events: u64,
+    pub broken_logs: u64,
+    pub copies: u64,
+    pub equal: u64,
 }
 
 /// Waits for every run to finish, then holds each log and each subscriber's copy to it.
-async fn check(base: &str, runs: Vec<Run>, lines: u32) -> anyhow::Result<Verdict> {
+pub(crate) async fn check(base: &str, runs: Vec<Run>, lines: u32) -> anyhow::Result<Verdict> {
     let http = reqwest::Client::new();
     let mut v = Verdict::default();
     let mut logs = Vec::new();

@@ -3,16 +3,20 @@
 //! itself and runs every scenario against both, alternating, printing a table of
 //! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
 
+mod agent_kills;
 mod agents;
 mod chaos;
 mod child;
 mod crashes;
+mod diskfull;
 mod engine;
 mod frames;
 mod longlife;
 mod procstat;
+mod redis_restarts;
 mod scenario;
 mod slow;
+mod small_disk;
 mod soak;
 mod starts;
 mod suite;
@@ -100,6 +104,12 @@ enum Command {
     Chaos(chaos::ChaosArgs),
     /// The server SIGKILLed and restarted during watched runs: every log whole (issue 16).
     Crashes(crashes::CrashArgs),
+    /// The database unwritable (its disk full) for a while, under load: honest errors, nothing lost (issue 16).
+    Diskfull(diskfull::DiskFullArgs),
+    /// Agents SIGKILLed while they run watched stages: only those runs fail, every log whole (issue 16).
+    AgentKills(agent_kills::AgentKillArgs),
+    /// Two nodes on one Redis, Redis SIGKILLed and started empty under load: no silent gap (issue 16).
+    RedisRestarts(redis_restarts::RedisRestartArgs),
     /// Subscribers that never read among many that do: closed (1013), the rest unslowed (issue 16).
     Slow(slow::SlowArgs),
     /// Many connections, a steady publisher and runs for a long time: memory, fds, p99 (issue 16).
@@ -148,6 +158,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Agents(args) => agents::run(args).await?,
         Command::Chaos(args) => chaos::run(args).await?,
         Command::Crashes(args) => crashes::run(args).await?,
+        Command::Diskfull(args) => diskfull::run(args).await?,
+        Command::AgentKills(args) => agent_kills::run(args).await?,
+        Command::RedisRestarts(args) => redis_restarts::run(args).await?,
         Command::Slow(args) => slow::run(args).await?,
         Command::Soak(args) => soak::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,

@@ -304,6 +304,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
         extra: vec![
             ("publish_errors".into(), publish_errors as f64),
             ("stalled_ended".into(), fate.ended as f64),
+            ("stalled_closed_1013".into(), fate.closed_1013 as f64),
             ("stalled_gapless".into(), fate.gapless as f64),
             ("stalled_most_events".into(), fate.most_events as f64),
         ],

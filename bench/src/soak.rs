@@ -40,13 +40,27 @@ pub struct SoakArgs {
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// What the subscribers saw, kept per minute of publishing.
-struct Seen {
+pub(crate) struct Seen {
     started_us: AtomicU64,
     minutes: Vec<Mutex<Histogram<u64>>>,
-    received: AtomicU64,
-    duplicated: AtomicU64,
-    missing: AtomicU64,
-    stop: AtomicBool,
+    pub received: AtomicU64,
+    pub duplicated: AtomicU64,
+    pub missing: AtomicU64,
+    pub stop: AtomicBool,
+}
+
+impl Seen {
+    /// Latency kept for `minutes` minutes from now.
+    pub(crate) fn new(minutes: usize) -> Arc<Seen> {
+        Arc::new(Seen {
+            started_us: AtomicU64::new(now_us()),
+            minutes: (0..minutes).map(|_| Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"))).collect(),
+            received: AtomicU64::new(0),
+            duplicated: AtomicU64::new(0),
+            missing: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        })
+    }
 }
 
 struct Sample {
@@ -69,14 +83,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     // spread evenly: bench.{i % topics}
     let sockets = open_subscribers(&target, args.connections, topics, 200).await?;
     let minutes = (args.duration / 60 + 2) as usize;
-    let seen = Arc::new(Seen {
-        started_us: AtomicU64::new(u64::MAX),
-        minutes: (0..minutes).map(|_| Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"))).collect(),
-        received: AtomicU64::new(0),
-        duplicated: AtomicU64::new(0),
-        missing: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
-    });
+    let seen = Seen::new(minutes);
     let finals: Arc<Vec<AtomicU64>> = Arc::new((0..topics).map(|_| AtomicU64::new(0)).collect());
     let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read(ws, seen.clone(), finals.clone()))).collect();
     let duration = Duration::from_secs(args.duration);
@@ -84,21 +91,35 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     seen.started_us.store(now_us(), Ordering::Relaxed);
     let sampler = tokio::spawn(sample(pid, duration));
     let runs = tokio::spawn(start_runs(server.addr.clone(), args.run_every, duration));
-    let (published, refused, last) = crate::chaos::publish(&server.addr, "bench", topics, args.rate, duration).await;
+    let crate::chaos::Published { count: published, refused, last, .. } = crate::chaos::publish(std::slice::from_ref(&server.addr), "bench", topics, args.rate, duration).await;
     for (f, l) in finals.iter().zip(&last) {
         f.store(l.load(Ordering::Relaxed).max(1), Ordering::Relaxed);
     }
     let samples = sampler.await?;
     let (started, refused_runs, ids) = runs.await?;
-    // every subscriber has its topic's last event within a minute of the last publish
-    let caught_up = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(readers)).await;
-    let caught_up = caught_up.map_or(0, |r| r.into_iter().filter(|r| matches!(r, Ok(true))).count());
-    seen.stop.store(true, Ordering::Relaxed);
+    let caught_up = caught_up(readers, &seen).await;
     let completed = count_completed(&server, &ids).await;
-    report(&args, &seen, &samples, &last, published, refused, (started, refused_runs, completed), caught_up, begun.elapsed());
+    let verdict = report(&args, &seen, &samples, &last, published, refused, (started, refused_runs, completed), caught_up, begun.elapsed());
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
-    Ok(())
+    println!("{}", if verdict.is_ok() { "PASS" } else { "FAIL" });
+    verdict
+}
+
+/// How many readers have their topic's last event within a minute of the last publish;
+/// those that have not by then are told to stop, and count as not caught up.
+pub(crate) async fn caught_up(readers: Vec<tokio::task::JoinHandle<bool>>, seen: &Arc<Seen>) -> usize {
+    let stopper = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            seen.stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let caught_up = futures::future::join_all(readers).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+    stopper.abort();
+    seen.stop.store(true, Ordering::Relaxed);
+    caught_up
 }
 
 /// The N of a `bench.N` event frame.
@@ -111,7 +132,7 @@ fn topic_of(frame: &str) -> Option<usize> {
 /// Reads its topic (known from its first event: the sockets come back from
 /// `open_subscribers` in the order they finished subscribing) until it has the topic's
 /// last event (true) or is told to stop.
-async fn read(mut ws: Ws, seen: Arc<Seen>, finals: Arc<Vec<AtomicU64>>) -> bool {
+pub(crate) async fn read(mut ws: Ws, seen: Arc<Seen>, finals: Arc<Vec<AtomicU64>>) -> bool {
     let (mut last, mut topic) = (0u64, None::<usize>);
     loop {
         let done = topic.and_then(|t| finals.get(t)).map_or(0, |f| f.load(Ordering::Relaxed));
@@ -173,20 +194,32 @@ async fn start_runs(addr: String, every: u64, duration: Duration) -> (u64, u64, 
     (ids.len() as u64, refused, ids)
 }
 
+/// How many of `ids` completed, waiting up to 30 s for the last ones to finish.
 async fn count_completed(server: &Server, ids: &[String]) -> u64 {
     let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut pending: Vec<&String> = ids.iter().collect();
     let mut completed = 0;
-    for id in ids {
-        let state = async { http.get(format!("http://{}/api/v1/workflows/{id}", server.addr)).send().await?.json::<Value>().await };
-        if state.await.ok().is_some_and(|v| v["state"] == "completed") {
-            completed += 1;
+    loop {
+        let mut still = Vec::new();
+        for id in pending {
+            let state = async { http.get(format!("http://{}/api/v1/workflows/{id}", server.addr)).send().await?.json::<Value>().await };
+            match state.await.ok().and_then(|v| v["state"].as_str().map(str::to_owned)).as_deref() {
+                Some("completed") => completed += 1,
+                Some("failed" | "cancelled") => {}
+                _ => still.push(id),
+            }
         }
+        if still.is_empty() || Instant::now() >= until {
+            return completed;
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    completed
 }
 
 #[allow(clippy::too_many_arguments)]
-fn report(args: &SoakArgs, seen: &Seen, samples: &[Sample], last: &[AtomicU64], published: u64, refused: u64, runs: (u64, u64, u64), caught_up: usize, took: Duration) {
+fn report(args: &SoakArgs, seen: &Seen, samples: &[Sample], last: &[AtomicU64], published: u64, refused: u64, runs: (u64, u64, u64), caught_up: usize, took: Duration) -> anyhow::Result<()> {
     let per_topic: Vec<u64> = last.iter().map(|l| l.load(Ordering::Relaxed)).collect();
     let topics = per_topic.len();
     let expected: u64 = (0..args.connections).map(|i| per_topic[i % topics]).sum();
@@ -208,10 +241,19 @@ fn report(args: &SoakArgs, seen: &Seen, samples: &[Sample], last: &[AtomicU64], 
     for m in 0..full_minutes {
         line.push_str(&format!(" {:.2}", p99(m)));
     }
-    println!("{line}; last / first = {:.2}x", p99(full_minutes.saturating_sub(1)) / p99(0));
+    let p99_ratio = p99(full_minutes.saturating_sub(1)) / p99(0);
+    println!("{line}; last / first = {p99_ratio:.2}x");
     let mut line = String::from("  RSS every minute (MiB):");
     for s in samples.iter().filter(|s| (s.at as u64) % 60 < 10) {
         line.push_str(&format!(" {:.0}s={:.1}/{}fd", s.at, s.rss_mib, s.fds));
     }
     println!("{line}");
+    let (received, duplicated, missing) = (t(&seen.received), t(&seen.duplicated), t(&seen.missing));
+    anyhow::ensure!(received == expected && duplicated == 0 && missing == 0, "events: expected {expected}, received {received}, duplicated {duplicated}, missing {missing}");
+    anyhow::ensure!(caught_up == args.connections, "{caught_up} of {} subscribers caught up", args.connections);
+    anyhow::ensure!(runs.2 == runs.0, "{} of {} runs completed", runs.2, runs.0);
+    anyhow::ensure!(drift.abs() < 0.05, "RSS drift {:+.2} % (bound 5 %)", drift * 100.0);
+    anyhow::ensure!(fd_hi.saturating_sub(fd_lo) <= 32, "open file descriptors {fd_lo}..{fd_hi} (bound: a range of 32)");
+    anyhow::ensure!(p99_ratio <= 1.2, "delivery p99 last / first minute {p99_ratio:.2}x (bound 1.2x)");
+    Ok(())
 }
