@@ -48,7 +48,7 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
     }
     let (tally, stop) = (Arc::new(Tally::default()), Arc::new(AtomicBool::new(false)));
     let pipeline = crashes::pipeline(args.runs.lines, &["bench"]);
-    let starter = tokio::spawn(crashes::start_runs(base.clone(), args.runs.start_every, args.runs.watchers, pipeline, stop.clone(), tally.clone()));
+    let starter = tokio::spawn(crashes::start_runs(vec![base.clone()], args.runs.start_every, args.runs.watchers, pipeline, stop.clone(), tally.clone()));
     let begun = Instant::now();
     let mut back = Vec::new();
     for k in 0..args.kills as usize {
@@ -69,7 +69,7 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let runs = starter.await?;
     let verdict = crashes::check(&base, runs, args.runs.lines).await?;
-    let lost_stages = agent_lost(&base).await?;
+    let lost_stages = crashes::failed_with(&base, "agent lost").await?;
     let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let slowest = back.iter().max().copied().unwrap_or_default();
     println!("agent-kills: {} SIGKILLs of one of {} agents, one every {} s, runs started every {} ms, {} subscribers each ({:.0} s)", args.kills, args.agents, args.every, args.runs.start_every, args.runs.watchers, begun.elapsed().as_secs_f64());
@@ -89,26 +89,4 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     anyhow::ensure!(whole, "a run, its log or a subscriber's copy is not whole");
     Ok(())
-}
-
-/// Runs that failed with an `agent lost` stage, from the run list.
-async fn agent_lost(base: &str) -> anyhow::Result<u64> {
-    let http = reqwest::Client::new();
-    let (mut n, mut cursor) = (0, None::<String>);
-    loop {
-        let mut url = format!("{base}/api/v1/workflows?state=failed&limit=200");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: serde_json::Value = http.get(url).send().await?.error_for_status()?.json().await?;
-        let items = page["workflows"].as_array().cloned().unwrap_or_default();
-        for id in items.iter().filter_map(|w| w["id"].as_str()) {
-            let run = http.get(format!("{base}/api/v1/workflows/{id}")).send().await?.text().await?;
-            n += u64::from(run.contains("agent lost"));
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) if !items.is_empty() => cursor = Some(c.to_owned()),
-            _ => return Ok(n),
-        }
-    }
 }

@@ -87,7 +87,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", server.addr);
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let starter = tokio::spawn(start_runs(base.clone(), args.runs.start_every, args.runs.watchers, pipeline(args.runs.lines, &[]), stop.clone(), tally.clone()));
+    let starter = tokio::spawn(start_runs(vec![base.clone()], args.runs.start_every, args.runs.watchers, pipeline(args.runs.lines, &[]), stop.clone(), tally.clone()));
     let begun = Instant::now();
     let mut down = Vec::new();
     for _ in 0..args.kills {
@@ -136,14 +136,17 @@ pub(crate) fn pipeline(lines: u32, runs_on: &[&str]) -> Value {
     json!({"name": "crashes", "stages": [print, {"id": "after", "run": "echo done"}]})
 }
 
-/// Starts a run of `pipeline` every `every` ms until `stop`, each with `watchers`
-/// subscribers.
-pub(crate) async fn start_runs(base: String, every: u64, watchers: usize, pipeline: Value, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<Run> {
+/// Starts a run of `pipeline` every `every` ms until `stop`, through the nodes of
+/// `bases` in turn, each with `watchers` subscribers (who dial the nodes in turn too).
+pub(crate) async fn start_runs(bases: Vec<String>, every: u64, watchers: usize, pipeline: Value, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<Run> {
     let http = reqwest::Client::new();
     let mut runs = Vec::new();
+    let mut asked = 0usize;
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(every)).await;
+        asked += 1;
         let reply = async {
+            let base = &bases[asked % bases.len()];
             let resp = http.post(format!("{base}/api/v1/workflows")).json(&json!({"pipeline": pipeline})).send().await?;
             if resp.status().as_u16() == 503 && resp.headers().contains_key("retry-after") {
                 tally.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +159,7 @@ pub(crate) async fn start_runs(base: String, every: u64, watchers: usize, pipeli
         };
         tally.started.fetch_add(1, Ordering::Relaxed);
         let (last, rx) = watch::channel(0);
-        let watchers = (0..watchers).map(|_| tokio::spawn(watch_run(base.clone(), id.clone(), rx.clone(), tally.clone()))).collect();
+        let watchers = (0..watchers).map(|w| tokio::spawn(watch_run(bases.clone(), w, id.clone(), rx.clone(), tally.clone()))).collect();
         runs.push(Run { id, last, watchers });
     }
     runs
@@ -178,9 +181,9 @@ async fn history(http: &reqwest::Client, base: &str, topic: &str, from: u64, to:
 
 /// One subscriber of `workflow:{id}` from seq 1, through every crash, until it has the
 /// log's last seq (or the settle time is over); its copy of the log.
-async fn watch_run(base: String, id: String, last: watch::Receiver<u64>, tally: Arc<Tally>) -> Vec<Value> {
+async fn watch_run(bases: Vec<String>, first: usize, id: String, last: watch::Receiver<u64>, tally: Arc<Tally>) -> Vec<Value> {
     let topic = format!("workflow:{id}");
-    let url = format!("ws://{}/ws", base.trim_start_matches("http://"));
+    let mut dials = first;
     let http = reqwest::Client::new();
     let mut copy: Vec<Value> = Vec::new();
     let mut epoch: Option<String> = None;
@@ -190,6 +193,9 @@ async fn watch_run(base: String, id: String, last: watch::Receiver<u64>, tally: 
         if done > 0 && (copy.len() as u64 >= done || over_at.get_or_insert_with(Instant::now).elapsed() > SETTLE) {
             return copy;
         }
+        let base = &bases[dials % bases.len()];
+        dials += 1;
+        let url = format!("ws://{}/ws", base.trim_start_matches("http://"));
         let Ok(Ok((mut ws, _))) = tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(&url)).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
@@ -238,7 +244,7 @@ async fn watch_run(base: String, id: String, last: watch::Receiver<u64>, tally: 
                         tally.not_recovered.fetch_add(1, Ordering::Relaxed);
                         // the protocol's answer: reload over HTTP, ignore events not above it
                         let upto = v["seq"].as_u64().unwrap_or(0);
-                        let Ok(log) = history(&http, &base, &topic, 0, upto).await else {
+                        let Ok(log) = history(&http, base, &topic, 0, upto).await else {
                             // the old epoch kept, so that the next try reloads too
                             tokio::time::sleep(Duration::from_millis(200)).await;
                             continue 'connect;
@@ -337,4 +343,26 @@ fn log_is_whole(log: &[Value], last: u64, state: &str, lines: u32) -> bool {
     }
     let ended = log.iter().rev().find(|f| f["event"] == "workflow_status").and_then(|f| f["data"]["state"].as_str()) == Some(state);
     gapless && in_order && ended && (state != "completed" || next == u64::from(lines) + 1)
+}
+
+/// Failed runs whose snapshot says `needle` (a stage's error), from the run list.
+pub(crate) async fn failed_with(base: &str, needle: &str) -> anyhow::Result<u64> {
+    let http = reqwest::Client::new();
+    let (mut n, mut cursor) = (0, None::<String>);
+    loop {
+        let mut url = format!("{base}/api/v1/workflows?state=failed&limit=200");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = http.get(url).send().await?.error_for_status()?.json().await?;
+        let items = page["workflows"].as_array().cloned().unwrap_or_default();
+        for id in items.iter().filter_map(|w| w["id"].as_str()) {
+            let run = http.get(format!("{base}/api/v1/workflows/{id}")).send().await?.text().await?;
+            n += u64::from(run.contains(needle));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) if !items.is_empty() => cursor = Some(c.to_owned()),
+            _ => return Ok(n),
+        }
+    }
 }

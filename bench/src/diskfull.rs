@@ -74,7 +74,7 @@ pub async fn run(args: DiskFullArgs) -> anyhow::Result<()> {
         async move { crate::chaos::publish(&[addr], "bench", topics, rate, total).await }
     });
     let (tally, stop) = (Arc::new(Tally::default()), Arc::new(AtomicBool::new(false)));
-    let starter = tokio::spawn(crashes::start_runs(base.clone(), args.runs.start_every, args.runs.watchers, crashes::pipeline(args.runs.lines, &[]), stop.clone(), tally.clone()));
+    let starter = tokio::spawn(crashes::start_runs(vec![base.clone()], args.runs.start_every, args.runs.watchers, crashes::pipeline(args.runs.lines, &[]), stop.clone(), tally.clone()));
     let health = Arc::new(HealthLog::default());
     let poller = tokio::spawn(poll_health(base.clone(), health.clone(), stop.clone()));
 

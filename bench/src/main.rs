@@ -12,6 +12,7 @@ mod diskfull;
 mod engine;
 mod frames;
 mod longlife;
+mod node_kills;
 mod procstat;
 mod redis_restarts;
 mod scenario;
@@ -110,6 +111,8 @@ enum Command {
     AgentKills(agent_kills::AgentKillArgs),
     /// Two nodes on one Redis, Redis SIGKILLed and started empty under load: no silent gap (issue 16).
     RedisRestarts(redis_restarts::RedisRestartArgs),
+    /// Two nodes on Redis and PostgreSQL, each SIGKILLed in turn during watched runs: every log whole (issue 16).
+    NodeKills(node_kills::NodeKillArgs),
     /// Subscribers that never read among many that do: closed (1013), the rest unslowed (issue 16).
     Slow(slow::SlowArgs),
     /// Many connections, a steady publisher and runs for a long time: memory, fds, p99 (issue 16).
@@ -161,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Diskfull(args) => diskfull::run(args).await?,
         Command::AgentKills(args) => agent_kills::run(args).await?,
         Command::RedisRestarts(args) => redis_restarts::run(args).await?,
+        Command::NodeKills(args) => node_kills::run(args).await?,
         Command::Slow(args) => slow::run(args).await?,
         Command::Soak(args) => soak::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,

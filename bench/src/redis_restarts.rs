@@ -69,7 +69,7 @@ struct Tally {
 }
 
 /// A redis-server child; SIGKILLed on drop.
-struct Redis(Child);
+pub(crate) struct Redis(Child);
 
 impl Drop for Redis {
     fn drop(&mut self) {
@@ -78,7 +78,7 @@ impl Drop for Redis {
     }
 }
 
-async fn start_redis(bin: &PathBuf, port: u16) -> anyhow::Result<Redis> {
+pub(crate) async fn start_redis(bin: &PathBuf, port: u16) -> anyhow::Result<Redis> {
     let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"])
         .stdout(Stdio::null())
