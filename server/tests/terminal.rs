@@ -146,6 +146,22 @@ async fn wait_printed(seen: &std::sync::Mutex<String>, needle: &str) {
     panic!("watch never printed {needle:?}: {}", seen.lock().unwrap());
 }
 
+/// Waits until the run's events in the SQLite file (read-only, beside the server) hold
+/// `needle`.
+async fn wait_committed(data: &std::path::Path, id: &str, needle: &str) {
+    use sqlx::ConnectOptions;
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(data.join("switchboard.db")).read_only(true);
+    let mut conn = options.connect().await.expect("open the database read-only");
+    for _ in 0..400 {
+        let frames: Vec<String> = sqlx::query_scalar("SELECT frame FROM events WHERE topic = ?").bind(format!("workflow:{id}")).fetch_all(&mut conn).await.unwrap_or_default();
+        if frames.iter().any(|f| f.contains(&needle.replace('\n', "\\n"))) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{needle:?} never reached the database");
+}
+
 /// What the run's durable log holds as terminal output, in order.
 async fn logged_output(addr: &str, id: &str) -> String {
     let url = format!("http://{addr}/api/v1/topics/workflow:{id}/history?since=0&limit=1000");
@@ -191,14 +207,10 @@ async fn watch_resumes_across_a_cut_connection_and_a_server_restart() {
     let id = start(b.addr.clone(), "killed", 400).await;
     let (mut child, seen) = watch_through(&proxy, &id);
     wait_printed(&seen, "killed 10\n").await;
-    // the writer batches: kill only once line 10 is committed, so the check below is
-    // about what watch printed, not about how far the batch had got at the kill
-    for _ in 0..200 {
-        if logged_output(&b.addr, &id).await.contains("killed 10\n") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    // the writer batches (and the history endpoint answers from memory): kill only once
+    // line 10 is in the database file, so the check below is about what watch printed,
+    // not about how far the batch had got at the kill
+    wait_committed(data.path(), &id, "killed 10\n").await;
     let mut b = b;
     b.child.kill().unwrap();
     b.child.wait().unwrap();

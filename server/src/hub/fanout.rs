@@ -144,11 +144,11 @@ impl Deliver for FanoutTopic {
 
     fn drop_subscribers(&self, reason: CloseReason) {
         let dropped = std::mem::take(&mut self.lock().subscribers);
-        for s in &dropped {
-            s.outbox.close(reason);
-        }
+        // only the connections this closed: one already closing was counted (or not) by
+        // whatever closed it
+        let closed = dropped.iter().filter(|s| s.outbox.close(reason)).count();
         if reason.code() == 1013 {
-            self.overflowed.fetch_add(dropped.len(), Ordering::Relaxed);
+            self.overflowed.fetch_add(closed, Ordering::Relaxed);
         }
     }
 

@@ -253,6 +253,9 @@ impl OutboxReceiver {
 impl Drop for OutboxReceiver {
     fn drop(&mut self) {
         self.queue.receiver_gone.store(true, Ordering::Relaxed);
+        // closed, with a reason, however the connection's task ended: nothing waits on it
+        // for ever, and no later close counts it as anything else
+        Outbox { queue: self.queue.clone() }.shut(CloseReason::ClientGone);
     }
 }
 
@@ -290,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn a_close_without_a_reason_reads_as_going_away() {
+    fn going_away_is_kept_and_later_closes_do_not_count() {
         let (outbox, rx) = Outbox::new(2);
         let waiter = outbox.clone();
         let closed = std::thread::spawn(move || futures::executor::block_on(waiter.closed()));

@@ -48,8 +48,11 @@ impl Hub {
             let msg = ServerMessage::Subscribed(Subscribed { topic: topic.to_owned(), seq, epoch: log_epoch.to_string(), recovered, id });
             axum::extract::ws::Utf8Bytes::from(msg.to_json())
         };
-        let overflow = |_| {
-            self.inner.counters.slow_consumer_closes.inc();
+        let overflow = |e: PushError| {
+            // a connection already closing is not a slow consumer again
+            if e == PushError::Overflow {
+                self.inner.counters.slow_consumer_closes.inc();
+            }
             HubError::Overflow
         };
         let recovered_live = match since {
