@@ -57,7 +57,7 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
         let killed = Instant::now();
         // the drop sends SIGKILL and reaps it; what it ran is orphaned, as after a crash
         agents[i] = None;
-        let http = reqwest::Client::new();
+        let http = crate::child::http();
         while !matches!(agent_status(&http, &target, &names[i]).await?.as_deref(), Some("offline") | None) {
             anyhow::ensure!(killed.elapsed() < Duration::from_secs(30), "the server still lists {} connected 30 s after its SIGKILL", names[i]);
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -81,6 +81,7 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
         && verdict.unfinished == 0
         && verdict.broken_logs == 0
         && verdict.failed == lost_stages
+        && lost_stages <= u64::from(args.kills)
         && verdict.equal == verdict.copies
         && t(&tally.duplicated) + t(&tally.missing) == 0;
     println!("  result: {}", if whole { "PASS: every run ended, only those a kill hit failed (`agent lost`), every log whole, every copy equal" } else { "FAIL" });

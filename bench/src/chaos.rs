@@ -279,7 +279,7 @@ pub(crate) async fn resume(url: &str, topic: &str, since: u64, epoch: Option<&st
     if let Some(e) = epoch {
         sub["epoch"] = json!(e);
     }
-    ws.send(Message::text(sub.to_string())).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(5), ws.send(Message::text(sub.to_string()))).await.ok()?.ok()?;
     Some(ws)
 }
 

@@ -17,6 +17,12 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client whose every request gives up after 10 s: a server that accepts and
+/// never answers fails a scenario rather than hanging it.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default()
+}
+
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -139,7 +139,7 @@ pub(crate) fn pipeline(lines: u32, runs_on: &[&str]) -> Value {
 /// Starts a run of `pipeline` every `every` ms until `stop`, through the nodes of
 /// `bases` in turn, each with `watchers` subscribers (who dial the nodes in turn too).
 pub(crate) async fn start_runs(bases: Vec<String>, every: u64, watchers: usize, pipeline: Value, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> Vec<Run> {
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let mut runs = Vec::new();
     let mut asked = 0usize;
     while !stop.load(Ordering::Relaxed) {
@@ -184,7 +184,7 @@ async fn history(http: &reqwest::Client, base: &str, topic: &str, from: u64, to:
 async fn watch_run(bases: Vec<String>, first: usize, id: String, last: watch::Receiver<u64>, tally: Arc<Tally>) -> Vec<Value> {
     let topic = format!("workflow:{id}");
     let mut dials = first;
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let mut copy: Vec<Value> = Vec::new();
     let mut epoch: Option<String> = None;
     let mut over_at: Option<Instant> = None;
@@ -204,14 +204,14 @@ async fn watch_run(bases: Vec<String>, first: usize, id: String, last: watch::Re
         if let Some(e) = &epoch {
             sub["epoch"] = json!(e);
         }
-        if ws.send(Message::text(sub.to_string())).await.is_err() {
+        if !matches!(tokio::time::timeout(Duration::from_secs(5), ws.send(Message::text(sub.to_string()))).await, Ok(Ok(()))) {
             continue;
         }
         let mut ignore_upto = 0u64;
         loop {
             let done = *last.borrow();
             if done > 0 && (copy.len() as u64 >= done || over_at.get_or_insert_with(Instant::now).elapsed() > SETTLE) {
-                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                 return copy;
             }
             let msg = match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
@@ -283,7 +283,7 @@ pub(crate) struct Verdict {
 
 /// Waits for every run to finish, then holds each log and each subscriber's copy to it.
 pub(crate) async fn check(base: &str, runs: Vec<Run>, lines: u32) -> anyhow::Result<Verdict> {
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let mut v = Verdict::default();
     let mut logs = Vec::new();
     let deadline = Instant::now() + SETTLE;
@@ -345,9 +345,10 @@ fn log_is_whole(log: &[Value], last: u64, state: &str, lines: u32) -> bool {
     gapless && in_order && ended && (state != "completed" || next == u64::from(lines) + 1)
 }
 
-/// Failed runs whose snapshot says `needle` (a stage's error), from the run list.
+/// Failed runs whose snapshot says `needle` (a stage's error), from the run list (every
+/// run the server knows: the scenarios start theirs on a fresh one).
 pub(crate) async fn failed_with(base: &str, needle: &str) -> anyhow::Result<u64> {
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let (mut n, mut cursor) = (0, None::<String>);
     loop {
         let mut url = format!("{base}/api/v1/workflows?state=failed&limit=200");

@@ -91,7 +91,7 @@ pub async fn run(args: DiskFullArgs) -> anyhow::Result<()> {
         let freed = Instant::now();
         let mut healthy_after = None;
         while freed.elapsed() < Duration::from_secs(60) {
-            if reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success()) {
+            if crate::child::http().get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
                 healthy_after = Some(freed.elapsed());
                 break;
             }
@@ -109,7 +109,7 @@ pub async fn run(args: DiskFullArgs) -> anyhow::Result<()> {
     }
     let caught_up = soak::caught_up(readers, &seen).await;
     let verdict = crashes::check(&base, runs, args.runs.lines).await?;
-    let healthy_at_end = reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status().is_success());
+    let healthy_at_end = crate::child::http().get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
 
     let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let per_topic: Vec<u64> = last.iter().map(|l| l.load(Ordering::Relaxed)).collect();
@@ -153,7 +153,7 @@ pub async fn run(args: DiskFullArgs) -> anyhow::Result<()> {
 }
 
 async fn poll_health(base: String, log: Arc<HealthLog>, stop: Arc<AtomicBool>) {
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     while !stop.load(Ordering::Relaxed) {
         match http.get(format!("{base}/healthz")).timeout(Duration::from_secs(2)).send().await {
             Ok(r) if r.status().as_u16() == 503 => {

@@ -131,7 +131,7 @@ pub async fn run(args: RedisRestartArgs) -> anyhow::Result<()> {
     }
     let Published { count: published, refused, unavailable, acked, .. } = publisher.await?;
     // where each topic ended, as the first node tells it
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let mut ends = Vec::new();
     for t in 0..topics {
         let page: Value = http.get(format!("http://{}/api/v1/topics/bench.{t}/history?limit=0", addrs[0])).send().await?.error_for_status()?.json().await?;
@@ -165,6 +165,12 @@ pub async fn run(args: RedisRestartArgs) -> anyhow::Result<()> {
     );
     println!("  subscribers not at their topic's last event {unfinished}; nodes healthy {healthy} of {}", addrs.len());
     let mut failures = Vec::new();
+    if delivered != expected {
+        // an acknowledged event lost with Redis's data is allowed by the protocol (the
+        // subscriber is told, recovered: false) but none was in the runs documented: a
+        // loss is held up for a person to look at rather than averaged away
+        failures.push("not every acknowledged event reached every subscriber of its topic");
+    }
     if t(&tally.duplicated) + t(&tally.silent_gaps) > 0 {
         failures.push("an event came twice or a gap went unannounced");
     }
@@ -190,7 +196,7 @@ pub async fn run(args: RedisRestartArgs) -> anyhow::Result<()> {
 /// time is over (false).
 async fn subscriber(addrs: Vec<String>, i: usize, topic: usize, tally: Arc<Tally>, finals: Finals) -> bool {
     let name = format!("bench.{topic}");
-    let http = reqwest::Client::new();
+    let http = crate::child::http();
     let (mut last, mut epoch): (u64, Option<String>) = (0, None);
     let mut over_at: Option<Instant> = None;
     let done = |last: u64, epoch: &Option<String>, over_at: &mut Option<Instant>| -> Option<bool> {
@@ -209,7 +215,7 @@ async fn subscriber(addrs: Vec<String>, i: usize, topic: usize, tally: Arc<Tally
         let Some(mut ws) = crate::chaos::resume(&url, &name, last, epoch.as_deref(), &tally.connect_failures).await else { continue };
         loop {
             if let Some(result) = done(last, &epoch, &mut over_at) {
-                let _ = ws.close(None).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                 return result;
             }
             let text = match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
