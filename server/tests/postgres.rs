@@ -352,7 +352,16 @@ async fn one_id_sent_to_two_nodes_at_once_runs_once_and_a_restart_is_claimed_by_
     assert_eq!(codes[1], 409, "the second is refused: {codes:?}");
     assert!(codes[0] < 300, "{codes:?}");
     wait_for(&a, "same-id", "completed", |s| s["state"] == "completed").await;
-    let text = Value::Array(history(&b, "same-id").await).to_string();
+    // B reads what A's batched writer has committed: wait until the run's last status is
+    // there, then it must hold the stage's line exactly once
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = Value::Array(history(&b, "same-id").await).to_string();
+        if text.contains(r#""state":"completed""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(text.matches("ran-once").count(), 1, "{text}");
 
     // restarted through whichever node: that node runs it, in a new epoch if it moved
