@@ -167,6 +167,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         if let Some(handoff) = database.handoff(lease_len) {
             engine.balance_queue(handoff, &tracker, shutdown.child_token());
         }
+        if let Some(presence) = database.presence(lease_len) {
+            engine.share_agents(presence, &tracker, shutdown.child_token());
+        }
     }
     let every = Duration::from_secs(config.storage.prune_every_s);
     tracker.spawn(engine.clone().run_retention(config.storage.retention(), every));

@@ -392,21 +392,10 @@ async fn a_run_queued_on_a_busy_node_moves_to_one_with_room_and_its_watchers_mis
     ]})).await;
     let topic = format!("workflow:{queued}");
     // watched on A, the node it was queued on; then B, with room, comes up
-    let (mut c, _) = watch::watch(&a, &topic, None).await;
+    let (c, _) = watch::watch(&a, &topic, None).await;
     let b = node_running(db.path(), &url, 1, &[]);
     let done = |v: &Value| v["event"] == "workflow_status" && v["data"]["state"] == "completed";
-    let (mut events, closed) = watch::read_until(&mut c, &topic, done).await;
-    assert_eq!(closed, Some(1012), "the watcher on A is told to resume once the run moved");
-    {
-        let last = events.last().map_or(0, |e| e["seq"].as_u64().expect("seq"));
-        let position = api(&a, "GET", &format!("/api/v1/workflows/{queued}"), None).await;
-        let epoch = position["epoch"].as_str().expect("epoch").to_owned();
-        let (mut again, reply) = watch::watch(&a, &topic, Some((last, &epoch))).await;
-        assert_eq!(reply["recovered"], true, "the same epoch: nothing to start over: {reply}");
-        let (rest, closed) = watch::read_until(&mut again, &topic, done).await;
-        assert_eq!(closed, None, "one resume is enough");
-        events.extend(rest);
-    }
+    let events = watch::across_a_move(&a, &queued, c, done).await;
     assert_eq!(api(&a, "GET", &format!("/api/v1/workflows/{busy}"), None).await["state"], "running", "it did not wait for A's slot");
     let ran_in = std::fs::read_to_string(&trace).expect("the stage ran");
     assert!(ran_in.starts_with(&db.path().display().to_string()), "B ran it: {ran_in}");

@@ -84,6 +84,11 @@ pub async fn serve(mut ws: WebSocket, registry: Registry, who: Principal) {
     let mut unknown = Vec::new();
     let mut on_disk = Vec::new();
     for r in running {
+        // a stage of a run another node owns: its connection there was cut, and it
+        // came back here (several nodes: engine::agent_moves)
+        if registry.slot(&r.key).is_none() {
+            registry.bring(&r.key, &name).await;
+        }
         match registry.slot(&r.key) {
             Some(slot) if slot.agent == name => {
                 resume.push(ResumeFrom { next_seq: slot.next_seq().await, key: r.key.clone() });

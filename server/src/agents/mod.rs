@@ -89,7 +89,16 @@ struct Inner {
     /// Woken when an agent connects, leaves or frees a place: waiting stages look again.
     changed: Notify,
     next_conn: AtomicU64,
+    /// Where each status goes to be shared with other nodes (several nodes only), with
+    /// whether the agent is connected here.
+    shared: std::sync::OnceLock<mpsc::UnboundedSender<(AgentStatus, bool)>>,
+    /// Brings a stage an agent says it runs, of a run another node owns (several
+    /// nodes only): whether the stage is this node's now.
+    bring: std::sync::OnceLock<Bring>,
 }
+
+/// engine::agent_moves::bring_stage, as the door calls it.
+pub type Bring = Arc<dyn Fn(StageKey, String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// The agent registry. Cheap to clone.
 #[derive(Clone)]
@@ -115,6 +124,8 @@ impl Registry {
                 parked: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
                 next_conn: AtomicU64::new(1),
+                shared: std::sync::OnceLock::new(),
+                bring: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -237,6 +248,15 @@ impl Registry {
         self.publish(name).await;
     }
 
+    /// Stage `key` left `name` without ending (its run went to another node).
+    pub async fn released(&self, name: &str, key: &StageKey) {
+        if let Some(a) = lock(&self.inner.agents).get_mut(name) {
+            a.running.remove(key);
+        }
+        self.inner.changed.notify_waiters();
+        self.publish(name).await;
+    }
+
     /// Every agent's status, as the API and the agents topics show it.
     pub fn statuses(&self) -> Vec<AgentStatus> {
         let agents = lock(&self.inner.agents);
@@ -250,13 +270,14 @@ impl Registry {
         (statuses.len() as u64, healthy as u64)
     }
 
-    /// Publishes one agent's status on `agents` and `agent:{name}`.
+    /// Publishes one agent's status on `agents` and `agent:{name}` (and shares it).
     pub async fn publish(&self, name: &str) {
-        let status = {
+        let (status, connected) = {
             let agents = lock(&self.inner.agents);
             let Some(a) = agents.get(name) else { return };
-            status::of(name, a, self.inner.config)
+            (status::of(name, a, self.inner.config), a.conn.is_some())
         };
+        self.share(&status, connected);
         status::publish(&self.inner.hub, &status).await;
     }
 
@@ -264,6 +285,38 @@ impl Registry {
     pub async fn publish_all(&self) {
         for s in self.statuses() {
             status::publish(&self.inner.hub, &s).await;
+        }
+    }
+
+    /// From now on every status goes to `tx` too (several nodes: engine::agent_moves),
+    /// starting with every agent's now. The server's own executor is not shared.
+    pub fn share_with(&self, tx: mpsc::UnboundedSender<(AgentStatus, bool)>) {
+        if self.inner.shared.set(tx).is_err() {
+            return;
+        }
+        let agents = lock(&self.inner.agents);
+        for (name, a) in agents.iter() {
+            self.share(&status::of(name, a, self.inner.config), a.conn.is_some());
+        }
+    }
+
+    /// Sets how a stage of another node's run is brought here (several nodes only).
+    pub fn bring_with(&self, bring: Bring) {
+        let _ = self.inner.bring.set(bring);
+    }
+
+    /// Brings stage `key`, which agent `name` says it runs, when another node's run
+    /// holds it; whether it runs here now.
+    pub async fn bring(&self, key: &StageKey, name: &str) -> bool {
+        match self.inner.bring.get() {
+            Some(bring) => bring(key.clone(), name.to_owned()).await,
+            None => false,
+        }
+    }
+
+    fn share(&self, status: &AgentStatus, connected: bool) {
+        if let Some(tx) = self.inner.shared.get().filter(|_| status.agent_name != LOCAL_AGENT) {
+            let _ = tx.send((status.clone(), connected));
         }
     }
 

@@ -126,6 +126,7 @@ impl RemoteStage {
                         self.registry.send(&self.agent, ServerToAgent::Chat { id, key: self.key.clone(), text });
                     }
                     Some(Control::Confirm) => {}
+                    Some(Control::Detach { to }) => break StageEnd::AgentLost(format!("agent {:?} connected to node {to}", self.agent)),
                     None => controls_open = false,
                 },
                 _ = wake => {}

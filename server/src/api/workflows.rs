@@ -174,7 +174,7 @@ pub async fn pipelines(State(state): State<AppState>) -> Json<Value> {
 pub async fn agents(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
     let (seq, epoch) = state.hub.position(AGENTS_TOPIC).await?;
     let coordinator = state.engine.coordinator_metrics();
-    let agents: Vec<_> = state.engine.agents().into_iter().map(|a| crate::agents::as_seen_by(a, &who)).collect();
+    let agents: Vec<_> = state.engine.agents_everywhere().await.into_iter().map(|a| crate::agents::as_seen_by(a, &who)).collect();
     Ok(Json(json!({ "agents": agents, "seq": seq, "epoch": epoch, "coordinator": coordinator })))
 }
 

@@ -32,6 +32,12 @@ pub(super) enum Op {
     Chat { from: String, text: String },
     /// Give this queued run to node `to`, which has room (engine::handoff).
     HandOver { to: String },
+    /// Take up this run, which node `from` just gave this node: its next stage's agent
+    /// is connected here (engine::agent_moves). `why` goes to the run's log.
+    TakeUp { from: String, why: String },
+    /// Let go of stage `key`, which `agent` runs, and give the run to node `to`, where
+    /// the agent connected now (engine::agent_moves).
+    Release { key: app::protocol::StageKey, agent: String, to: String },
 }
 
 type Answer = Option<(ErrorCode, String)>;
@@ -126,6 +132,12 @@ impl Engine {
             Op::Confirm => self.confirm(id).await,
             Op::Chat { from, text } => self.chat(id, &from, &text).await,
             Op::HandOver { to } => self.hand_over(id, &to).await,
+            Op::Release { key, agent, to } => self.release_stage(id, &key, &agent, &to).await,
+            Op::TakeUp { from, why } => {
+                let me = self.inner.config.node.clone().unwrap_or_default();
+                self.take_given(id, &from, &me, why).await;
+                Ok(())
+            }
         }
     }
 

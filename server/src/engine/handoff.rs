@@ -6,7 +6,8 @@
 //! (storage::handoff). Then the run is gone from the owner as if never there (its
 //! task leaves the line without a word, its subscribers resume from the database, same
 //! epoch, nothing lost), and the taker takes it up as a restart would a queued run.
-//! Runs that need an agent stay where their agents connect (agents are per node).
+//! A queued run that needs an agent is not taken: it goes to its agent's node when its
+//! stage comes (engine::agent_moves).
 
 use super::forward::Op;
 use super::pipeline::Pipeline;
@@ -64,12 +65,12 @@ impl Engine {
                 continue;
             }
             match self.forward(&q.owner, &q.id, Op::HandOver { to: handoff.node.clone() }).await {
-                Ok(()) => return self.take_given(&q.id, &q.owner, &handoff.node).await,
+                Ok(()) => return self.take_given(&q.id, &q.owner, &handoff.node, had_room(&q.owner, &handoff.node)).await,
                 // the answer did not come: the owner may have given it all the same
                 Err(EngineError::NodeUnreachable(_)) => {
                     if let Ok(Some(s)) = self.inner.reader.run(&q.id).await {
                         if s.workflow.node.as_deref() == Some(handoff.node.as_str()) {
-                            return self.take_given(&q.id, &q.owner, &handoff.node).await;
+                            return self.take_given(&q.id, &q.owner, &handoff.node, had_room(&q.owner, &handoff.node)).await;
                         }
                     }
                     return; // one slot, one ask at a time: the next look tries again
@@ -80,8 +81,8 @@ impl Engine {
         }
     }
 
-    /// Takes up run `id`, just given by node `from`.
-    async fn take_given(&self, id: &str, from: &str, me: &str) {
+    /// Takes up run `id`, just given by node `from`; `why` goes to its log.
+    pub(super) async fn take_given(&self, id: &str, from: &str, me: &str, why: String) {
         let taking_up = self.inner.taking_up.lock().await;
         if self.runs_here(id).await {
             return; // the lease's look for runs not taken up was first (engine::takeover)
@@ -90,9 +91,8 @@ impl Engine {
             tracing::warn!(%id, error = %e, "cannot make the folder of a run handed over; its stages will say so");
         }
         self.inner.hub.restart_topic(&topic_of(id));
-        let message = format!("queued on node {from}; moved to node {me}, which had a free slot");
-        let _ = self.inner.hub.publish(&topic_of(id), names::LOG_LINE, &LogLine { level: LogLevel::Notice, message }).await;
-        tracing::info!(%id, %from, "took a run queued on a busier node");
+        let _ = self.inner.hub.publish(&topic_of(id), names::LOG_LINE, &LogLine { level: LogLevel::Notice, message: why }).await;
+        tracing::info!(%id, %from, %me, "took up a run another node gave");
         self.adopt_locked(vec![id.to_owned()], Why::Moved, &taking_up).await;
     }
 
@@ -133,6 +133,11 @@ impl Engine {
         tracing::info!(%id, %to, "gave a queued run to a node with a free slot");
         Ok(())
     }
+}
+
+/// What the log says of a queued run taken by a node with room.
+fn had_room(from: &str, me: &str) -> String {
+    format!("queued on node {from}; moved to node {me}, which had a free slot")
 }
 
 /// Whether a stored pipeline sends any stage to an agent (or cannot be read).

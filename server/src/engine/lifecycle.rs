@@ -5,7 +5,8 @@
 use super::coordinator::SUMMARY_STEP;
 use super::interpreter::{Notice, Notices};
 use super::pipeline::StageDef;
-use super::placement::Placement;
+use super::agent_moves::Move;
+use super::placement::{Placed, Placement};
 use super::process::{Control, StageEnd};
 use super::stored::name_of;
 use super::{lock, run, topic_of, Engine, Entry};
@@ -17,6 +18,9 @@ use tokio::sync::mpsc;
 
 /// How a run ends, when a stage ends it.
 type Ending = (WorkflowState, Option<String>);
+/// After a move to another node's agent that could not be made, the wait before the
+/// stage looks for an agent again.
+const MOVE_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Engine {
     /// Waits for its turn in line and a slot (`wait_turn`), then runs the stages from
@@ -73,6 +77,9 @@ impl Engine {
             }
             dequeued = std::time::Instant::now();
         };
+        if entry.is_moved() {
+            return; // it went to the node of its next stage's agent (engine::agent_moves)
+        }
         if self.inner.shutdown.is_cancelled() && outcome.0 == WorkflowState::Cancelled {
             // a shutdown ends the wait at a gate, which is not the run's end: it stays as
             // stored and the next start takes it up again (a stage's own end is recorded:
@@ -106,7 +113,15 @@ impl Engine {
             let placement = match resume.take() {
                 Some((name, next_seq)) => Placement::Agent { name, resume: Some(next_seq) },
                 None => match self.place(&id, executor.as_deref(), &stage, &key).await {
-                    Ok(p) => p,
+                    Ok(Placed::Run(p)) => p,
+                    Ok(Placed::MoveTo { node, agent }) => match self.move_for_agent(entry, index, &stage, &node, &agent).await {
+                        Move::Done => return Err((WorkflowState::Pending, None)),
+                        Move::Cancelled => return Err((WorkflowState::Cancelled, Some("cancelled".into()))),
+                        Move::NotNow => {
+                            tokio::time::sleep(MOVE_AGAIN_AFTER).await;
+                            continue;
+                        }
+                    },
                     Err(why) => {
                         let end = StageEnd::Failed(why);
                         return self.record_end(entry, index, &stage, end, 0).await;
@@ -130,6 +145,15 @@ impl Engine {
             registry.started(&agent, &key).await;
             let started = std::time::Instant::now();
             let (end, dropped) = self.execute(entry, index, &stage, &key, &placement, dequeued, controls).await;
+            let detached = lock(&entry.detached).take().filter(|_| matches!(end, StageEnd::AgentLost(_)));
+            if let Some((to, done)) = detached {
+                let moved = self.give_run(entry, entry.run.lock().await, &to).await;
+                let _ = done.send(moved);
+                if moved {
+                    registry.released(&agent, &key).await;
+                    return Err((WorkflowState::Pending, None)); // the other node goes on with it
+                }
+            }
             let failed = !matches!(end, StageEnd::Exited(0) | StageEnd::Cancelled);
             registry.finished(&agent, &key, started.elapsed().as_secs_f64(), failed).await;
             if let StageEnd::AgentLost(why) = &end {

@@ -5,6 +5,7 @@
 //! snapshot and its `seq` always agree. Finished runs leave memory after a while and
 //! are served from the database; start-up takes up only unfinished runs (`restore`).
 
+mod agent_moves;
 mod book;
 mod config;
 mod error;
@@ -73,12 +74,15 @@ pub(crate) struct Entry {
     ticket: AtomicU64,
     /// A cancel was sent to its task: it is not handed to another node any more.
     cancelling: AtomicBool,
+    /// Told whether the run went to the node its agent connected to, once its task
+    /// let go of the stage (engine::agent_moves).
+    detached: Mutex<Option<(String, tokio::sync::oneshot::Sender<bool>)>>,
 }
 
 impl Entry {
     fn new(run: Run, max_output: u64) -> Arc<Entry> {
         let output = Arc::new(OutputBudget { stored: AtomicU64::new(run.output_bytes), cap: max_output });
-        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0), moved: AtomicBool::new(false), ticket: AtomicU64::new(0), cancelling: AtomicBool::new(false) })
+        Arc::new(Entry { run: tokio::sync::Mutex::new(run), controls: Mutex::new(None), output, last_write: AtomicU64::new(0), moved: AtomicBool::new(false), ticket: AtomicU64::new(0), cancelling: AtomicBool::new(false), detached: Mutex::new(None) })
     }
 
     fn is_moved(&self) -> bool {
@@ -125,6 +129,8 @@ struct Inner {
     cluster_slots: std::sync::OnceLock<crate::storage::slots::Slots>,
     /// Queued runs handed between nodes (several nodes only).
     handoff: std::sync::OnceLock<crate::storage::handoff::Handoff>,
+    /// The agents of other nodes (several nodes only): engine::agent_moves.
+    presence: std::sync::OnceLock<crate::storage::presence::Presence>,
     /// Held while runs are taken up from the database, so one is never taken up twice.
     taking_up: tokio::sync::Mutex<()>,
 }
@@ -185,6 +191,7 @@ impl Engine {
                 env_deny: stage_env::EnvDeny::new(&config.stage_env_deny),
                 forwarding: std::sync::OnceLock::new(),
                 cluster_slots: std::sync::OnceLock::new(),
+                presence: std::sync::OnceLock::new(),
                 claims: std::sync::OnceLock::new(),
                 handoff: std::sync::OnceLock::new(),
                 taking_up: tokio::sync::Mutex::new(()),

@@ -14,6 +14,15 @@ use crate::agents::LOCAL_AGENT;
 use app::protocol::{names, LogLevel, LogLine, StageKey, StageWork};
 use tokio::sync::mpsc;
 
+/// Where a stage goes: here, or (several nodes) to another node, whose agent it needs.
+pub(super) enum Placed {
+    Run(Placement),
+    MoveTo { node: String, agent: String },
+}
+
+/// How often a stage waiting for an agent looks for one connected to another node.
+const LOOK_ELSEWHERE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where a stage runs.
 pub(super) enum Placement {
     Local,
@@ -23,25 +32,40 @@ pub(super) enum Placement {
 }
 
 impl Engine {
-    /// Where stage `stage` of run `id` goes; Err(why) when no agent came in time.
-    pub(super) async fn place(&self, id: &str, executor: Option<&str>, stage: &StageDef, key: &StageKey) -> Result<Placement, String> {
+    /// Where stage `stage` of run `id` goes; Err(why) when no agent came in time. With
+    /// several nodes, an agent connected to another node is looked for too.
+    pub(super) async fn place(&self, id: &str, executor: Option<&str>, stage: &StageDef, key: &StageKey) -> Result<Placed, String> {
         if let Some(executor) = executor {
-            return Ok(Placement::Agent { name: executor.to_owned(), resume: None });
+            return Ok(Placed::Run(Placement::Agent { name: executor.to_owned(), resume: None }));
         }
         if stage.runs_on.is_empty() {
-            return Ok(Placement::Local);
+            return Ok(Placed::Run(Placement::Local));
         }
         let registry = &self.inner.agents;
         let wait = stage.agent_timeout_s.map(std::time::Duration::from_secs).unwrap_or(registry.config().wait);
         let needs = stage.runs_on.join(", ");
         if let Some(name) = self.claim_now(stage, key) {
-            return Ok(Placement::Agent { name, resume: None });
+            return Ok(Placed::Run(Placement::Agent { name, resume: None }));
+        }
+        if let Some((node, agent)) = self.agent_elsewhere(&stage.runs_on).await {
+            return Ok(Placed::MoveTo { node, agent });
         }
         let message = format!("stage {:?} is waiting for an agent with {needs}", stage.id);
         let _ = self.inner.hub.publish(&topic_of(id), names::LOG_LINE, &LogLine { level: LogLevel::Notice, message }).await;
-        match registry.wait_for_agent(&stage.runs_on, key, wait).await {
-            Some(name) => Ok(Placement::Agent { name, resume: None }),
-            None => Err(format!("no agent with {needs} was free within {} s", wait.as_secs())),
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // set once the node has started (a run taken up at start-up waits here first)
+            let slice = if self.inner.presence.get().is_some() { left.min(LOOK_ELSEWHERE_EVERY) } else { left };
+            if let Some(name) = registry.wait_for_agent(&stage.runs_on, key, slice).await {
+                return Ok(Placed::Run(Placement::Agent { name, resume: None }));
+            }
+            if let Some((node, agent)) = self.agent_elsewhere(&stage.runs_on).await {
+                return Ok(Placed::MoveTo { node, agent });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("no agent with {needs} was free within {} s", wait.as_secs()));
+            }
         }
     }
 

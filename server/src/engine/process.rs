@@ -37,6 +37,9 @@ pub enum Control {
     /// Only meaningful between stages (a stage waiting for confirmation).
     Confirm,
     Chat(String),
+    /// Its agent connected to node `to`, which takes the run over (engine::agent_moves):
+    /// a remote stage lets go of it, as if its agent were lost; a process ignores it.
+    Detach { to: String },
 }
 
 #[derive(Debug, PartialEq)]
@@ -243,7 +246,7 @@ pub async fn run_process(
                         sink.chat_dropped(dropped).await;
                     }
                 }
-                Some(Control::Confirm) => {}
+                Some(Control::Confirm | Control::Detach { .. }) => {}
                 None => controls_open = false,
             },
             _ = tokio::time::sleep_until(flush_at.unwrap_or(far)), if flush_at.is_some() => sink.flush().await,

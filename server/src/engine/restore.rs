@@ -67,7 +67,15 @@ impl Engine {
                 WorkflowState::Running | WorkflowState::Paused if remote.is_some() => {
                     if let Some((index, agent, attempt, applied)) = remote {
                         let key = StageKey { run: run.id.clone(), stage: run.stages[index].id.clone(), attempt };
-                        self.inner.agents.reattach(key, &agent, applied + 1);
+                        self.inner.agents.reattach(key.clone(), &agent, applied + 1);
+                        if why == Why::NodeLost && self.inner.agents.is_connected(&agent) {
+                            // it came here while its node was dying, and was told to drop
+                            // the stage then (engine::agent_moves): lost, unless it
+                            // still lists it when it registers again
+                            if let Some(slot) = self.inner.agents.slot(&key) {
+                                slot.mark_missing();
+                            }
+                        }
                         run.stage_index = Some(index);
                         reattach = Some((index, agent, applied + 1));
                         reattached += 1;

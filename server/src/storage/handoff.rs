@@ -54,4 +54,28 @@ impl Handoff {
         let done = sqlx::query(&sql).bind(to).bind(id).bind(&self.node).bind(self.lease_ms).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// Gives this node's running run `id` to node `to`, between two of its stages (the
+    /// next one's agent is connected there: engine::agent_moves), with its cluster
+    /// slot; false when it is not this node's running run any more, this node's lease
+    /// is gone, or `to`'s is out.
+    pub async fn give_running(&self, id: &str, to: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // fenced like every write batch: a node taken over gives nothing
+        let leased: Option<String> = sqlx::query_scalar("SELECT id FROM nodes WHERE id = $1 FOR SHARE").bind(&self.node).fetch_optional(&mut *tx).await?;
+        if leased.is_none() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE workflows SET node = $1 WHERE id = $2 AND node = $3 AND state IN ('running', 'paused')
+               AND EXISTS (SELECT 1 FROM nodes WHERE id = $1 AND heartbeat_at >= {DB_NOW_MS} - $4)"
+        );
+        let given = sqlx::query(&sql).bind(to).bind(id).bind(&self.node).bind(self.lease_ms).execute(&mut *tx).await?;
+        if given.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE cluster_slots SET node = $1 WHERE run = $2 AND node = $3").bind(to).bind(id).bind(&self.node).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

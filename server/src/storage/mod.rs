@@ -9,6 +9,7 @@ pub mod claims;
 pub mod connect;
 pub mod handoff;
 pub mod nodes;
+pub mod presence;
 pub mod prune;
 pub mod relay;
 pub mod slots;
@@ -27,7 +28,7 @@ pub const DB_FILE: &str = "switchboard.db";
 /// The `meta` key that says whether the last process ended cleanly ("1") or not.
 const CLEAN_SHUTDOWN: &str = "clean_shutdown";
 /// The newest schema this build knows; a database from a newer one is refused.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 async fn set_meta(pool: &AnyPool, key: &str, value: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
@@ -139,6 +140,11 @@ impl Database {
     /// Queued runs handed between nodes (several nodes only; `lease` as for `lease`).
     pub fn handoff(&self, lease: std::time::Duration) -> Option<handoff::Handoff> {
         self.node.clone().map(|node| handoff::Handoff::new(self.pool.clone(), node, lease))
+    }
+
+    /// What this node knows of agents, shared with the others (several nodes only).
+    pub fn presence(&self, lease: std::time::Duration) -> Option<presence::Presence> {
+        self.node.clone().map(|node| presence::Presence::new(self.pool.clone(), node, lease))
     }
 
     /// Controls relayed to and from this node (several nodes only).

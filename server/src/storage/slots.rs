@@ -35,8 +35,14 @@ impl Slots {
         sqlx::query("DELETE FROM cluster_slots WHERE run IN (SELECT id FROM workflows WHERE state IN ('completed', 'failed', 'cancelled'))")
             .execute(&mut *tx)
             .await?;
-        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_slots WHERE run = $1").bind(run).fetch_one(&mut *tx).await?;
-        if held > 0 {
+        let holder: Option<String> = sqlx::query_scalar("SELECT node FROM cluster_slots WHERE run = $1").bind(run).fetch_optional(&mut *tx).await?;
+        if let Some(holder) = holder {
+            // a run is claimed only by the node that owns it: one given by another
+            // node brings its slot (storage::handoff), here made this node's
+            if holder != self.node {
+                sqlx::query("UPDATE cluster_slots SET node = $1 WHERE run = $2").bind(&self.node).bind(run).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             return Ok(true);
         }
         let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cluster_slots").fetch_one(&mut *tx).await?;

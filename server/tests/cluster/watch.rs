@@ -48,6 +48,25 @@ pub async fn read_until(c: &mut Client, topic: &str, last: impl Fn(&Value) -> bo
     }
 }
 
+/// Reads `c`'s events of run `id` (watched on node `b`) until one satisfies `last`,
+/// expecting the run to move to another node on the way: the watcher is closed with
+/// 1012, resumes on `b` in the same epoch (`recovered: true`) and needs no second
+/// resume. Every event it got, in order.
+pub async fn across_a_move(b: &Binary, id: &str, mut c: Client, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let topic = format!("workflow:{id}");
+    let (mut events, closed) = read_until(&mut c, &topic, &last).await;
+    assert_eq!(closed, Some(1012), "the watcher is told to resume once the run moved");
+    let seq = events.last().map_or(0, |e| e["seq"].as_u64().expect("seq"));
+    let position: Value = common::http().get(format!("http://{}/api/v1/workflows/{id}", b.addr)).send().await.expect("GET").json().await.expect("JSON");
+    let epoch = position["epoch"].as_str().expect("epoch").to_owned();
+    let (mut again, reply) = watch(b, &topic, Some((seq, &epoch))).await;
+    assert_eq!(reply["recovered"], true, "the same epoch: nothing to start over: {reply}");
+    let (rest, closed) = read_until(&mut again, &topic, last).await;
+    assert_eq!(closed, None, "one resume is enough");
+    events.extend(rest);
+    events
+}
+
 pub fn seqs(events: &[Value]) -> Vec<u64> {
     events.iter().filter_map(|e| e["seq"].as_u64()).collect()
 }
