@@ -78,23 +78,29 @@ pub async fn serve(mut ws: WebSocket, registry: Registry, who: Principal) {
             slot.mark_missing();
         }
     }
+    // a stage of a run another node owns: its connection there was cut, and it came
+    // back here (several nodes: engine::agent_moves). Brought before the agent counts
+    // as connected, so that no other stage takes its place meanwhile.
+    for r in &running {
+        if registry.slot(&r.key).is_none() {
+            registry.bring(&r.key, &name).await;
+        }
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let conn = registry.connect(&name, capabilities, concurrency, tx).await;
     let mut resume = Vec::new();
     let mut unknown = Vec::new();
     let mut on_disk = Vec::new();
     for r in running {
-        // a stage of a run another node owns: its connection there was cut, and it
-        // came back here (several nodes: engine::agent_moves)
-        if registry.slot(&r.key).is_none() {
-            registry.bring(&r.key, &name).await;
-        }
         match registry.slot(&r.key) {
             Some(slot) if slot.agent == name => {
                 resume.push(ResumeFrom { next_seq: slot.next_seq().await, key: r.key.clone() });
                 on_disk.push(ServerToAgent::Applied { key: r.key, seq: slot.durable_seq() });
             }
-            _ => unknown.push(r.key),
+            _ => {
+                registry.told_to_drop(&r.key);
+                unknown.push(r.key);
+            }
         }
     }
     let heartbeat = registry.config().heartbeat;

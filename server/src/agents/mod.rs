@@ -95,7 +95,17 @@ struct Inner {
     /// Brings a stage an agent says it runs, of a run another node owns (several
     /// nodes only): whether the stage is this node's now.
     bring: std::sync::OnceLock<Bring>,
+    /// The last stages agents were told to drop (in `welcome`), newest last.
+    dropped: Mutex<std::collections::VecDeque<StageKey>>,
+    /// What was last shared of each agent (its figures and last seen left out), when.
+    last_shared: Mutex<HashMap<String, (AgentStatus, bool, std::time::Instant)>>,
 }
+
+/// An agent's status unchanged but for its machine's figures is shared this often.
+const SHARE_FIGURES_EVERY: Duration = Duration::from_secs(10);
+
+/// How many of the stages agents were told to drop are remembered.
+const DROPPED_KEPT: usize = 256;
 
 /// engine::agent_moves::bring_stage, as the door calls it.
 pub type Bring = Arc<dyn Fn(StageKey, String) -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
@@ -126,6 +136,8 @@ impl Registry {
                 next_conn: AtomicU64::new(1),
                 shared: std::sync::OnceLock::new(),
                 bring: std::sync::OnceLock::new(),
+                dropped: Mutex::new(std::collections::VecDeque::new()),
+                last_shared: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -314,10 +326,35 @@ impl Registry {
         }
     }
 
-    fn share(&self, status: &AgentStatus, connected: bool) {
-        if let Some(tx) = self.inner.shared.get().filter(|_| status.agent_name != LOCAL_AGENT) {
-            let _ = tx.send((status.clone(), connected));
+    /// Its agent was told to drop stage `key` (it was not running here).
+    pub fn told_to_drop(&self, key: &StageKey) {
+        let mut dropped = lock(&self.inner.dropped);
+        if dropped.len() >= DROPPED_KEPT {
+            dropped.pop_front();
         }
+        dropped.push_back(key.clone());
+    }
+
+    /// Whether an agent was told lately to drop stage `key`.
+    pub fn was_told_to_drop(&self, key: &StageKey) -> bool {
+        lock(&self.inner.dropped).contains(key)
+    }
+
+    /// To the other nodes: each change, but the machine's figures (sent with every
+    /// metrics message) only now and then, for each is a database write.
+    fn share(&self, status: &AgentStatus, connected: bool) {
+        let Some(tx) = self.inner.shared.get().filter(|_| status.agent_name != LOCAL_AGENT) else { return };
+        let plain = AgentStatus { machine: None, last_seen: None, ..status.clone() };
+        let now = std::time::Instant::now();
+        let mut last = lock(&self.inner.last_shared);
+        if let Some((before, was_connected, at)) = last.get(&status.agent_name) {
+            if *before == plain && *was_connected == connected && now.duration_since(*at) < SHARE_FIGURES_EVERY {
+                return;
+            }
+        }
+        last.insert(status.agent_name.clone(), (plain, connected, now));
+        // sent under the lock: two changes go out in the order they were compared
+        let _ = tx.send((status.clone(), connected));
     }
 
     fn wake_slots(&self, name: &str) {

@@ -126,7 +126,9 @@ impl RemoteStage {
                         self.registry.send(&self.agent, ServerToAgent::Chat { id, key: self.key.clone(), text });
                     }
                     Some(Control::Confirm) => {}
-                    Some(Control::Detach { to }) => break StageEnd::AgentLost(format!("agent {:?} connected to node {to}", self.agent)),
+                    // one meant for an earlier stage (it ended first) is no concern of this one
+                    Some(Control::Detach { key, to }) if key == self.key => break StageEnd::AgentLost(format!("agent {:?} connected to node {to}", self.agent)),
+                    Some(Control::Detach { .. }) => {}
                     None => controls_open = false,
                 },
                 _ = wake => {}

@@ -150,6 +150,10 @@ impl Engine {
     pub(super) async fn give_run(&self, entry: &Arc<Entry>, run: tokio::sync::MutexGuard<'_, super::run::Run>, to: &str) -> bool {
         let Some(handoff) = self.inner.handoff.get() else { return false };
         let id = run.id.clone();
+        // a cancel sent meanwhile is acted on here, not lost with the run's task
+        if entry.cancelling.load(Ordering::Acquire) || entry.is_moved() {
+            return false;
+        }
         if !self.inner.store.settled(SETTLE_WITHIN).await {
             return false;
         }
@@ -187,12 +191,19 @@ impl Engine {
             }
         };
         let op = Op::Release { key: key.clone(), agent: agent.clone(), to: me.clone() };
+        let why = format!("moved from node {owner}: agent {agent:?}, which runs stage {:?}, connected to node {me}", key.stage);
         if let Err(e) = self.forward(&owner, &key.run, op).await {
-            tracing::info!(run = %key.run, %owner, %agent, error = %e, "the node of a stage an agent brought did not give the run");
-            // a dead owner's runs may have been taken over here meanwhile, the stage too
+            tracing::info!(run = %key.run, %owner, %agent, error = %e, "the node of a stage an agent brought did not say it gave the run");
+            // it may have given it all the same (its answer was late), or a dead owner's
+            // runs may have been taken over here meanwhile, the stage with them
+            match self.inner.reader.run(&key.run).await {
+                Ok(Some(s)) if s.workflow.node.as_deref() == Some(me.as_str()) && !self.runs_here(&key.run).await => {
+                    self.take_given(&key.run, &owner, &me, why).await;
+                }
+                _ => {}
+            }
             return self.inner.agents.slot(&key).is_some();
         }
-        let why = format!("moved from node {owner}: agent {agent:?}, which runs stage {:?}, connected to node {me}", key.stage);
         self.take_given(&key.run, &owner, &me, why).await;
         self.inner.agents.slot(&key).is_some()
     }
@@ -213,7 +224,7 @@ impl Engine {
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         *lock(&entry.detached) = Some((to.to_owned(), tx));
-        if !entry.send(Control::Detach { to: to.to_owned() }) {
+        if !entry.send(Control::Detach { key: key.clone(), to: to.to_owned() }) {
             lock(&entry.detached).take();
             return refused("the run's task has ended");
         }

@@ -105,20 +105,32 @@ impl Engine {
         });
     }
 
-    async fn act_on_relayed(&self, forwarding: &Forwarding) {
+    async fn act_on_relayed(&self, forwarding: &Arc<Forwarding>) {
         let taken = match forwarding.relay.take().await {
             Ok(taken) => taken,
             Err(e) => return tracing::warn!(error = %e, "cannot read the controls relayed to this node"),
         };
         for r in taken {
-            let done = match serde_json::from_str::<Op>(&r.op) {
-                Ok(op) => self.act(&r.run, op).await,
-                Err(e) => Err(EngineError::BadRequest(format!("a relayed control that does not read: {e}"))),
-            };
-            let error = done.err().map(|e| (e.code(), e.to_string()));
-            if let Err(e) = forwarding.relay.reply(&r.reply_to, &r.id, error).await {
-                tracing::warn!(error = %e, to = %r.reply_to, "cannot answer a relayed control");
+            let op = serde_json::from_str::<Op>(&r.op);
+            // moving a run waits for its stage and its writes: not on this loop, which
+            // also carries the answers this node's own relayed controls wait for
+            if let Ok(Op::Release { .. } | Op::TakeUp { .. }) = &op {
+                let (engine, forwarding) = (self.clone(), forwarding.clone());
+                self.inner.tracker.spawn(async move { engine.act_and_answer(&forwarding, r, op).await });
+            } else {
+                self.act_and_answer(forwarding, r, op).await;
             }
+        }
+    }
+
+    async fn act_and_answer(&self, forwarding: &Forwarding, r: crate::storage::relay::Relayed, op: Result<Op, serde_json::Error>) {
+        let done = match op {
+            Ok(op) => self.act(&r.run, op).await,
+            Err(e) => Err(EngineError::BadRequest(format!("a relayed control that does not read: {e}"))),
+        };
+        let error = done.err().map(|e| (e.code(), e.to_string()));
+        if let Err(e) = forwarding.relay.reply(&r.reply_to, &r.id, error).await {
+            tracing::warn!(error = %e, to = %r.reply_to, "cannot answer a relayed control");
         }
     }
 

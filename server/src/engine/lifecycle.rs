@@ -103,6 +103,8 @@ impl Engine {
         controls: &mut mpsc::UnboundedReceiver<Control>,
         mut resume: Option<(String, u64)>,
     ) -> Result<(), Ending> {
+        // when this attempt began to look for where to run
+        let mut looking_since = None;
         loop {
             let (id, executor, attempt) = {
                 let run = entry.run.lock().await;
@@ -112,11 +114,14 @@ impl Engine {
             let key = StageKey { run: id.clone(), stage: stage.id.clone(), attempt };
             let placement = match resume.take() {
                 Some((name, next_seq)) => Placement::Agent { name, resume: Some(next_seq) },
-                None => match self.place(&id, executor.as_deref(), &stage, &key).await {
-                    Ok(Placed::Run(p)) => p,
+                None => match self.place(&id, executor.as_deref(), &stage, &key, *looking_since.get_or_insert_with(tokio::time::Instant::now)).await {
+                    Ok(Placed::Run(p)) => {
+                        looking_since = None;
+                        p
+                    }
                     Ok(Placed::MoveTo { node, agent }) => match self.move_for_agent(entry, index, &stage, &node, &agent).await {
                         Move::Done => return Err((WorkflowState::Pending, None)),
-                        Move::Cancelled => return Err((WorkflowState::Cancelled, Some("cancelled".into()))),
+                        Move::Cancelled => return self.record_end(entry, index, &stage, StageEnd::Cancelled, 0).await,
                         Move::NotNow => {
                             tokio::time::sleep(MOVE_AGAIN_AFTER).await;
                             continue;
@@ -147,7 +152,8 @@ impl Engine {
             let (end, dropped) = self.execute(entry, index, &stage, &key, &placement, dequeued, controls).await;
             let detached = lock(&entry.detached).take().filter(|_| matches!(end, StageEnd::AgentLost(_)));
             if let Some((to, done)) = detached {
-                let moved = self.give_run(entry, entry.run.lock().await, &to).await;
+                // not when the asker gave up waiting: it would not take the run up
+                let moved = !done.is_closed() && self.give_run(entry, entry.run.lock().await, &to).await;
                 let _ = done.send(moved);
                 if moved {
                     registry.released(&agent, &key).await;

@@ -32,9 +32,10 @@ pub(super) enum Placement {
 }
 
 impl Engine {
-    /// Where stage `stage` of run `id` goes; Err(why) when no agent came in time. With
-    /// several nodes, an agent connected to another node is looked for too.
-    pub(super) async fn place(&self, id: &str, executor: Option<&str>, stage: &StageDef, key: &StageKey) -> Result<Placed, String> {
+    /// Where stage `stage` of run `id` goes; Err(why) when no agent came in time (its
+    /// wait counted from `since`: a move that could not be made does not restart it).
+    /// With several nodes, an agent connected to another node is looked for too.
+    pub(super) async fn place(&self, id: &str, executor: Option<&str>, stage: &StageDef, key: &StageKey, since: tokio::time::Instant) -> Result<Placed, String> {
         if let Some(executor) = executor {
             return Ok(Placed::Run(Placement::Agent { name: executor.to_owned(), resume: None }));
         }
@@ -50,9 +51,11 @@ impl Engine {
         if let Some((node, agent)) = self.agent_elsewhere(&stage.runs_on).await {
             return Ok(Placed::MoveTo { node, agent });
         }
-        let message = format!("stage {:?} is waiting for an agent with {needs}", stage.id);
-        let _ = self.inner.hub.publish(&topic_of(id), names::LOG_LINE, &LogLine { level: LogLevel::Notice, message }).await;
-        let deadline = tokio::time::Instant::now() + wait;
+        if since.elapsed() < LOOK_ELSEWHERE_EVERY {
+            let message = format!("stage {:?} is waiting for an agent with {needs}", stage.id);
+            let _ = self.inner.hub.publish(&topic_of(id), names::LOG_LINE, &LogLine { level: LogLevel::Notice, message }).await;
+        }
+        let deadline = since + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             // set once the node has started (a run taken up at start-up waits here first)

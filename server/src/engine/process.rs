@@ -39,7 +39,7 @@ pub enum Control {
     Chat(String),
     /// Its agent connected to node `to`, which takes the run over (engine::agent_moves):
     /// a remote stage lets go of it, as if its agent were lost; a process ignores it.
-    Detach { to: String },
+    Detach { key: app::protocol::StageKey, to: String },
 }
 
 #[derive(Debug, PartialEq)]

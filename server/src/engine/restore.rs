@@ -68,10 +68,9 @@ impl Engine {
                     if let Some((index, agent, attempt, applied)) = remote {
                         let key = StageKey { run: run.id.clone(), stage: run.stages[index].id.clone(), attempt };
                         self.inner.agents.reattach(key.clone(), &agent, applied + 1);
-                        if why == Why::NodeLost && self.inner.agents.is_connected(&agent) {
+                        if why == Why::NodeLost && self.inner.agents.was_told_to_drop(&key) {
                             // it came here while its node was dying, and was told to drop
-                            // the stage then (engine::agent_moves): lost, unless it
-                            // still lists it when it registers again
+                            // the stage then (engine::agent_moves): it has not got it
                             if let Some(slot) = self.inner.agents.slot(&key) {
                                 slot.mark_missing();
                             }
