@@ -86,6 +86,11 @@ async fn a_stage_goes_to_its_agent_on_another_node_and_its_run_goes_on_there() {
     let _agent = process::start_agent(&format!("http://{}", b.addr), "gpu-box", &["--capabilities", "gpu"], None);
     let seen = listed(&a, "gpu-box", |x| x["status"] == "busy").await;
     assert_eq!(seen["current_task"], format!("{id}/train"), "{seen}");
+    // and A's `agents` topic, which its dashboard follows, says so too
+    let (mut on_a, _) = watch::watch(&a, "agents", None).await;
+    let busy = |v: &Value| v["data"]["agent_name"] == "gpu-box" && v["data"]["status"] == "busy";
+    let followed = tokio::time::timeout(Duration::from_secs(20), watch::read_until(&mut on_a, "agents", busy)).await;
+    assert!(followed.is_ok_and(|(events, _)| events.last().is_some_and(busy)), "A's agents topic shows gpu-box busy on B");
     wait_for(&b, &id, "running its stage on gpu-box", |s| s["stages"][1]["status"] == "running" && s["stages"][1]["agent"] == "gpu-box").await;
 
     // a control sent to A reaches the stage on B's agent

@@ -10,6 +10,7 @@
 //! `agent_status` on `agents` and `agent:{name}` at each change.
 
 pub mod client;
+mod cluster;
 pub mod door;
 pub mod remote;
 pub mod reports;
@@ -99,6 +100,9 @@ struct Inner {
     dropped: Mutex<std::collections::VecDeque<StageKey>>,
     /// What was last shared of each agent (its figures and last seen left out), when.
     last_shared: Mutex<HashMap<String, (AgentStatus, bool, std::time::Instant)>>,
+    /// Agents not connected here, as other nodes last said (several nodes only):
+    /// what this node's `agents` topic last said of each.
+    elsewhere: Mutex<HashMap<String, AgentStatus>>,
 }
 
 /// An agent's status unchanged but for its machine's figures is shared this often.
@@ -138,6 +142,7 @@ impl Registry {
                 bring: std::sync::OnceLock::new(),
                 dropped: Mutex::new(std::collections::VecDeque::new()),
                 last_shared: Mutex::new(HashMap::new()),
+                elsewhere: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -290,6 +295,10 @@ impl Registry {
             (status::of(name, a, self.inner.config), a.conn.is_some())
         };
         self.share(&status, connected);
+        // offline here but connected to another node: this node's topic says so already
+        if !connected && lock(&self.inner.elsewhere).get(name).is_some_and(|s| s.status != app::protocol::AgentState::Offline) {
+            return;
+        }
         status::publish(&self.inner.hub, &status).await;
     }
 
@@ -298,63 +307,6 @@ impl Registry {
         for s in self.statuses() {
             status::publish(&self.inner.hub, &s).await;
         }
-    }
-
-    /// From now on every status goes to `tx` too (several nodes: engine::agent_moves),
-    /// starting with every agent's now. The server's own executor is not shared.
-    pub fn share_with(&self, tx: mpsc::UnboundedSender<(AgentStatus, bool)>) {
-        if self.inner.shared.set(tx).is_err() {
-            return;
-        }
-        let agents = lock(&self.inner.agents);
-        for (name, a) in agents.iter() {
-            self.share(&status::of(name, a, self.inner.config), a.conn.is_some());
-        }
-    }
-
-    /// Sets how a stage of another node's run is brought here (several nodes only).
-    pub fn bring_with(&self, bring: Bring) {
-        let _ = self.inner.bring.set(bring);
-    }
-
-    /// Brings stage `key`, which agent `name` says it runs, when another node's run
-    /// holds it; whether it runs here now.
-    pub async fn bring(&self, key: &StageKey, name: &str) -> bool {
-        match self.inner.bring.get() {
-            Some(bring) => bring(key.clone(), name.to_owned()).await,
-            None => false,
-        }
-    }
-
-    /// Its agent was told to drop stage `key` (it was not running here).
-    pub fn told_to_drop(&self, key: &StageKey) {
-        let mut dropped = lock(&self.inner.dropped);
-        if dropped.len() >= DROPPED_KEPT {
-            dropped.pop_front();
-        }
-        dropped.push_back(key.clone());
-    }
-
-    /// Whether an agent was told lately to drop stage `key`.
-    pub fn was_told_to_drop(&self, key: &StageKey) -> bool {
-        lock(&self.inner.dropped).contains(key)
-    }
-
-    /// To the other nodes: each change, but the machine's figures (sent with every
-    /// metrics message) only now and then, for each is a database write.
-    fn share(&self, status: &AgentStatus, connected: bool) {
-        let Some(tx) = self.inner.shared.get().filter(|_| status.agent_name != LOCAL_AGENT) else { return };
-        let plain = AgentStatus { machine: None, last_seen: None, ..status.clone() };
-        let now = std::time::Instant::now();
-        let mut last = lock(&self.inner.last_shared);
-        if let Some((before, was_connected, at)) = last.get(&status.agent_name) {
-            if *before == plain && *was_connected == connected && now.duration_since(*at) < SHARE_FIGURES_EVERY {
-                return;
-            }
-        }
-        last.insert(status.agent_name.clone(), (plain, connected, now));
-        // sent under the lock: two changes go out in the order they were compared
-        let _ = tx.send((status.clone(), connected));
     }
 
     fn wake_slots(&self, name: &str) {

@@ -33,6 +33,8 @@ const SETTLE_WITHIN: Duration = Duration::from_secs(2);
 /// How long a stage asked for by the node its agent connected to has to let go of it
 /// (under the relay's wait for an answer).
 const RELEASE_WITHIN: Duration = Duration::from_secs(4);
+/// How often this node's `agents` topic catches up with the other nodes' agents.
+const LOOK_AT_OTHERS_EVERY: Duration = Duration::from_secs(2);
 /// After a failed write of a status, the wait before writing it again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -54,6 +56,7 @@ impl Engine {
             return;
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<(AgentStatus, bool)>();
+        let stop = shutdown.clone();
         tracker.spawn(async move {
             if let Err(e) = presence.clear().await {
                 tracing::warn!(error = %e, "cannot clear what this node said of agents before");
@@ -61,7 +64,7 @@ impl Engine {
             let mut unwritten: BTreeMap<String, (AgentStatus, bool)> = BTreeMap::new();
             loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = stop.cancelled() => break,
                     next = rx.recv() => match next {
                         Some(s) => { unwritten.insert(s.0.agent_name.clone(), s); }
                         None => break,
@@ -73,7 +76,7 @@ impl Engine {
                 }
                 while let Some((name, (status, connected))) = unwritten.pop_first() {
                     let put = tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
                         put = presence.put(&status, connected) => put,
                     };
                     if let Err(e) = put {
@@ -87,6 +90,20 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_secs(1), presence.clear()).await;
         });
         self.inner.agents.share_with(tx);
+        let engine = self.clone();
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LOOK_AT_OTHERS_EVERY) => {}
+                }
+                let Some(presence) = engine.inner.presence.get() else { return };
+                match presence.elsewhere().await {
+                    Ok(seen) => engine.inner.agents.publish_elsewhere(seen.into_iter().map(|s| s.status).collect()).await,
+                    Err(e) => tracing::debug!(error = %e, "cannot read the agents of other nodes"),
+                }
+            }
+        });
         let engine = self.clone();
         self.inner.agents.bring_with(Arc::new(move |key, agent| {
             let engine = engine.clone();
