@@ -85,6 +85,28 @@ async fn a_cut_socket_loses_no_line_and_doubles_none() {
 }
 
 #[tokio::test]
+async fn a_stage_that_ends_while_its_agent_is_cut_off_completes_once_it_is_back() {
+    let proxy = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
+    let host = proxy.addr.to_string();
+    let server = start_server_with(|c| c.auth.allowed_hosts = vec![host]).await;
+    proxy.point_at(server.addr);
+    let agent = start_agent(&proxy.base(), "away", &["--capabilities", "gpu"], None);
+    let base = server.http_url("");
+    wait_agent(&base, "away", "idle", None).await;
+    let id = start_run(&base, None, json!({"name":"ends-away","stages":[{"id":"s","runs_on":["gpu"],"run":"echo 'line 1'; sleep 0.5; echo 'line 2'; echo 'line 3'"}]})).await;
+    wait_output(&base, &id, "line 1\n").await;
+    // cut off until the stage has ended on the agent: its end waits in the agent
+    proxy.refuse(true);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    proxy.refuse(false);
+    wait_state(&base, &id, "completed", None, Duration::from_secs(30)).await;
+    assert!(agent.logged("connection to the server lost"), "the connection was really cut");
+    assert_lines_once_in_order(&terminal_text(&base, &id, None).await, 3);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_server_killed_and_started_again_takes_up_the_running_stage() {
     let data = common::tempdir::TempDir::new();
     let marks = common::tempdir::TempDir::new();

@@ -205,8 +205,12 @@ fn json(msg: &AgentMessage) -> Message {
 }
 
 impl Agent {
+    /// What `register` says it runs: its stages, and those that ended here whose end
+    /// the server has not applied yet (it still runs them: they are taken up again).
     fn running(&self) -> Vec<Running> {
-        self.stages.lock().unwrap_or_else(|p| p.into_inner()).keys().map(|k| Running { key: k.clone() }).collect()
+        let mut keys: std::collections::BTreeSet<StageKey> = self.stages.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        keys.extend(self.outbox.unapplied());
+        keys.into_iter().map(|key| Running { key }).collect()
     }
 
     /// One connection, from `register` to its end.

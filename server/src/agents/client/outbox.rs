@@ -145,6 +145,12 @@ impl Outbox {
         out
     }
 
+    /// Stages with reports not applied yet (one that ended here is still running for
+    /// the server until its `finished` is applied).
+    pub fn unapplied(&self) -> Vec<StageKey> {
+        self.stages().iter().filter(|(_, s)| !s.kept.is_empty()).map(|(k, _)| k.clone()).collect()
+    }
+
     /// Whether every report kept was applied.
     pub fn is_empty(&self) -> bool {
         self.stages().values().all(|s| s.kept.is_empty())
