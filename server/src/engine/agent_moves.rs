@@ -201,7 +201,10 @@ impl Engine {
         let Some(me) = self.inner.config.node.clone() else { return false };
         let owner = match self.owner_elsewhere(&key.run).await {
             Ok(Some(owner)) => owner,
-            Ok(None) => return false,
+            Ok(None) => {
+                tracing::warn!(run = %key.run, %agent, "an agent brought a stage of a run no other node runs");
+                return false;
+            }
             Err(e) => {
                 tracing::warn!(run = %key.run, error = %e, "cannot read the owner of a stage an agent brought");
                 return false;
@@ -210,7 +213,7 @@ impl Engine {
         let op = Op::Release { key: key.clone(), agent: agent.clone(), to: me.clone() };
         let why = format!("moved from node {owner}: agent {agent:?}, which runs stage {:?}, connected to node {me}", key.stage);
         if let Err(e) = self.forward(&owner, &key.run, op).await {
-            tracing::info!(run = %key.run, %owner, %agent, error = %e, "the node of a stage an agent brought did not say it gave the run");
+            tracing::warn!(run = %key.run, %owner, %agent, error = %e, "the node of a stage an agent brought did not say it gave the run");
             // it may have given it all the same (its answer was late), or a dead owner's
             // runs may have been taken over here meanwhile, the stage with them
             match self.inner.reader.run(&key.run).await {

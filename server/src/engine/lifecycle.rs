@@ -35,7 +35,7 @@ impl Engine {
         mut controls: mpsc::UnboundedReceiver<Control>,
     ) {
         let id = entry.run.lock().await.id.clone();
-        let Some(permit) = self.wait_turn(ticket, &id, &mut controls).await else {
+        let Some(permit) = self.wait_turn(ticket, &id, resume.is_some(), &mut controls).await else {
             // a run given to another node leaves the line without a word (engine::handoff)
             if !self.inner.shutdown.is_cancelled() && !entry.is_moved() {
                 self.finish(&entry, WorkflowState::Cancelled, Some("cancelled before it started".into()), from).await;

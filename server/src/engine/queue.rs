@@ -14,9 +14,10 @@ use tokio::sync::mpsc;
 
 const CLAIM_EVERY: Duration = Duration::from_millis(200);
 
-/// A run's place to run: this node's slot, and the cluster's when it has a limit.
+/// A run's place to run: this node's slot (none for a run taken up with its stage
+/// running, when every slot is taken), and the cluster's when it has a limit.
 pub(super) struct Turn {
-    _local: tokio::sync::OwnedSemaphorePermit,
+    _local: Option<tokio::sync::OwnedSemaphorePermit>,
     _cluster: Option<ClusterSlot>,
 }
 
@@ -61,9 +62,17 @@ impl Engine {
     }
 
     /// Waits for run `run`'s turn and its slots; None when it was cancelled (or the
-    /// server stops) first.
-    pub(super) async fn wait_turn(&self, ticket: u64, run: &str, controls: &mut mpsc::UnboundedReceiver<Control>) -> Option<Turn> {
-        let local = self.wait_local_turn(ticket, controls).await?;
+    /// server stops) first. A run whose stage runs already (`running`: taken up from
+    /// the agent that runs it, after a restart or brought by its agent from another
+    /// node) does not wait behind queued runs: it takes a slot of this node's if one
+    /// is free, and goes on without one if not (it was counted where it started).
+    pub(super) async fn wait_turn(&self, ticket: u64, run: &str, running: bool, controls: &mut mpsc::UnboundedReceiver<Control>) -> Option<Turn> {
+        let local = if running {
+            self.leave_line(ticket);
+            self.inner.slots.clone().try_acquire_owned().ok()
+        } else {
+            Some(self.wait_local_turn(ticket, controls).await?)
+        };
         let Some(slots) = self.inner.cluster_slots.get() else {
             return Some(Turn { _local: local, _cluster: None });
         };
