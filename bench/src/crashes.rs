@@ -279,6 +279,10 @@ pub(crate) struct Verdict {
     pub broken_logs: u64,
     pub copies: u64,
     pub equal: u64,
+    /// Runs that went to another node for a free agent (several nodes).
+    pub moved_for_agent: u64,
+    /// Runs an agent brought to another node mid-stage (several nodes).
+    pub brought_by_agent: u64,
 }
 
 /// Waits for every run to finish, then holds each log and each subscriber's copy to it.
@@ -309,6 +313,9 @@ pub(crate) async fn check(base: &str, runs: Vec<Run>, lines: u32) -> anyhow::Res
         let seq = http.get(format!("{base}/api/v1/topics/{topic}/history?limit=0")).send().await?.json::<Value>().await?["seq"].as_u64().unwrap_or(0);
         let log = history(&http, base, &topic, 0, seq).await.unwrap_or_default();
         v.events += log.len() as u64;
+        let said = |what: &str| log.iter().any(|e| e["event"] == "log_line" && e["data"]["message"].as_str().is_some_and(|m| m.starts_with("moved from node") && m.contains(what)));
+        v.moved_for_agent += u64::from(said("needs an agent with"));
+        v.brought_by_agent += u64::from(said("which runs stage"));
         if !log_is_whole(&log, seq, &state, lines) {
             v.broken_logs += 1;
         }

@@ -4,6 +4,7 @@
 //! the results and the hub/baseline ratios (docs/BENCHMARKS.md).
 
 mod agent_kills;
+mod agent_moves;
 mod agents;
 mod chaos;
 mod child;
@@ -14,6 +15,7 @@ mod frames;
 mod longlife;
 mod node_kills;
 mod procstat;
+mod proxy;
 mod redis_restarts;
 mod scenario;
 mod slow;
@@ -113,6 +115,8 @@ enum Command {
     RedisRestarts(redis_restarts::RedisRestartArgs),
     /// Two nodes on Redis and PostgreSQL, each SIGKILLed in turn during watched runs: every log whole (issue 16).
     NodeKills(node_kills::NodeKillArgs),
+    /// Two nodes on PostgreSQL, agents behind proxies cut and led to the other node during watched runs: every run completes whole (issue 15).
+    AgentMoves(agent_moves::AgentMoveArgs),
     /// Subscribers that never read among many that do: closed (1013), the rest unslowed (issue 16).
     Slow(slow::SlowArgs),
     /// Many connections, a steady publisher and runs for a long time: memory, fds, p99 (issue 16).
@@ -165,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         Command::AgentKills(args) => agent_kills::run(args).await?,
         Command::RedisRestarts(args) => redis_restarts::run(args).await?,
         Command::NodeKills(args) => node_kills::run(args).await?,
+        Command::AgentMoves(args) => agent_moves::run(args).await?,
         Command::Slow(args) => slow::run(args).await?,
         Command::Soak(args) => soak::run(args).await?,
         Command::Emit { rate, duration, pad } => engine::emit(rate, duration, pad)?,

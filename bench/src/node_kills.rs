@@ -44,19 +44,20 @@ pub struct NodeKillArgs {
 }
 
 /// A database of the run's own on the server of `admin` (dropped on drop).
-struct Database {
+pub(crate) struct Database {
     admin: String,
     name: String,
 }
 
 impl Database {
-    fn create(admin: &str) -> anyhow::Result<Database> {
-        let name = format!("switchboard_node_kills_{:x}", rand::random::<u32>());
+    /// `label`: what the database's name says it is for (a-z, _).
+    pub(crate) fn create(admin: &str, label: &str) -> anyhow::Result<Database> {
+        let name = format!("switchboard_{label}_{:x}", rand::random::<u32>());
         psql(admin, &format!("CREATE DATABASE {name}"))?;
         Ok(Database { admin: admin.to_owned(), name })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.admin.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{}", self.name),
             None => self.admin.clone(),
@@ -79,7 +80,7 @@ fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
 pub async fn run(args: NodeKillArgs) -> anyhow::Result<()> {
     let redis_port = free_port()?;
     let _redis = start_redis(&args.redis_server, redis_port).await?;
-    let db = Database::create(&args.postgres)?;
+    let db = Database::create(&args.postgres, "node_kills")?;
     let (broker, database, lease) = (format!("redis://127.0.0.1:{redis_port}/"), db.url(), args.lease_s.to_string());
     let extra = ["--broker", broker.as_str(), "--broker-prefix", "nk:", "--database", database.as_str(), "--node-lease-s", lease.as_str(), "--concurrency", "8"];
     let root = std::env::temp_dir().join(format!("switchboard-node-kills-{:x}", rand::random::<u32>()));
