@@ -2,9 +2,10 @@
 set -u
 # The latency of POST /api/v1/workflows (200 sequential, median and p99) of two server
 # builds, alternating, two rounds: scripts/bench-submit.sh OLD_BINARY NEW_BINARY
+# SERVER_ARGS (optional) go to both servers, e.g. SERVER_ARGS="--database postgres://…".
 measure() { # bin label
   local d=$(mktemp -d) port=$((4000 + RANDOM % 1000))
-  $1 --port $port --log warn --auth off --inline-pipelines on --concurrency 8 --data-dir $d >/dev/null 2>&1 &
+  $1 --port $port --log warn --auth off --inline-pipelines on --concurrency 8 --data-dir $d ${SERVER_ARGS:-} >/dev/null 2>&1 &
   local pid=$!
   for i in $(seq 100); do curl -sf localhost:$port/healthz >/dev/null && break; sleep 0.05; done
   for i in $(seq 200); do

@@ -279,6 +279,10 @@ pub struct EngineArgs {
     /// Repetitions of the line benchmark (the table shows the median by p99).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Store runs in this PostgreSQL database (`--database`) rather than SQLite in each
+    /// server's own data folder.
+    #[arg(long)]
+    database: Option<String>,
 }
 
 /// The job engine's benchmarks (issue 4), each on a fresh server started here.
@@ -288,8 +292,10 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     let (rate, secs) = (args.rate, args.duration);
     let mut through = Vec::new();
     let mut direct = Vec::new();
+    let database: Vec<&str> = args.database.as_deref().map(|url| vec!["--database", url]).unwrap_or_default();
+    println!("# storage: {}\n", if database.is_empty() { "SQLite (each server's data folder)" } else { "PostgreSQL (--database)" });
     for _ in 0..args.repeat.max(1) {
-        let server = start("switchboard", &args.switchboard, true, &[]).await?;
+        let server = start("switchboard", &args.switchboard, true, &database).await?;
         through.push(engine::lines(&server.target, &emitter, rate, secs, &[]).await?);
         drop(server);
         direct.push(engine::lines_direct(&emitter, rate, secs).await?);
@@ -311,7 +317,8 @@ pub async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
     println!("\nadded by switchboard: p50 +{:.2} ms, p99 +{:.2} ms (runs took {:.1} s and {:.1} s)", t.p50_ms - d.p50_ms, t.p99_ms - d.p99_ms, t.elapsed_s, d.elapsed_s);
 
     let concurrency = args.concurrency.to_string();
-    let extra = ["--concurrency", concurrency.as_str(), "--metrics-interval-ms", "100"];
+    let mut extra = vec!["--concurrency", concurrency.as_str(), "--metrics-interval-ms", "100"];
+    extra.extend_from_slice(&database);
     let server = start("switchboard", &args.switchboard, true, &extra).await?;
     let q = engine::queue(&server.target, args.runs, args.concurrency).await?;
     println!("\n## {} workflows submitted at once, concurrency {}\n", q.submitted, args.concurrency);
