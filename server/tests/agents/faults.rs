@@ -2,7 +2,8 @@
 //! after the grace period, or goes to another agent when it may be retried), an agent's
 //! socket cut and its dials refused for a while (every line arrives once, in order,
 //! through a buffer far smaller than what the stage prints meanwhile), and the server
-//! SIGKILLed and started again under a running remote stage (taken up, not run twice).
+//! SIGKILLed and started again under a running remote stage (taken up, not run twice);
+//! a stage that ends while its agent is cut off (its end applied once it is back).
 
 use super::proxy::Proxy;
 use super::{assert_lines_once_in_order, counting, start_agent, start_run, terminal_text, wait_agent, wait_state};
@@ -61,16 +62,25 @@ async fn a_lost_stage_that_may_be_retried_goes_to_another_agent() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_cut_socket_loses_no_line_and_doubles_none() {
+/// A server and agent `name` (capability `gpu`, `extra` arguments) that reaches it
+/// through a proxy, connected and idle; the server's base URL.
+async fn agent_behind_a_proxy(name: &str, extra: &[&str]) -> (Proxy, common::TestServer, super::AgentProcess, String) {
     let proxy = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
     let host = proxy.addr.to_string();
     let server = start_server_with(|c| c.auth.allowed_hosts = vec![host]).await;
     proxy.point_at(server.addr);
-    // a buffer of 4 KiB: the stage prints far more while the agent cannot send
-    let agent = start_agent(&proxy.base(), "flaky", &["--capabilities", "gpu", "--buffer-bytes", "4096"], None);
+    let mut args = vec!["--capabilities", "gpu"];
+    args.extend_from_slice(extra);
+    let agent = start_agent(&proxy.base(), name, &args, None);
     let base = server.http_url("");
-    wait_agent(&base, "flaky", "idle", None).await;
+    wait_agent(&base, name, "idle", None).await;
+    (proxy, server, agent, base)
+}
+
+#[tokio::test]
+async fn a_cut_socket_loses_no_line_and_doubles_none() {
+    // a buffer of 4 KiB: the stage prints far more while the agent cannot send
+    let (proxy, server, agent, base) = agent_behind_a_proxy("flaky", &["--buffer-bytes", "4096"]).await;
     let n = 600;
     let id = start_run(&base, None, json!({"name":"cut","stages":[{"id":"s","runs_on":["gpu"],"run":counting(n, 5)}]})).await;
     wait_output(&base, &id, "line 20\n").await;
@@ -86,13 +96,7 @@ async fn a_cut_socket_loses_no_line_and_doubles_none() {
 
 #[tokio::test]
 async fn a_stage_that_ends_while_its_agent_is_cut_off_completes_once_it_is_back() {
-    let proxy = Proxy::start("127.0.0.1:9".parse().unwrap()).await;
-    let host = proxy.addr.to_string();
-    let server = start_server_with(|c| c.auth.allowed_hosts = vec![host]).await;
-    proxy.point_at(server.addr);
-    let agent = start_agent(&proxy.base(), "away", &["--capabilities", "gpu"], None);
-    let base = server.http_url("");
-    wait_agent(&base, "away", "idle", None).await;
+    let (proxy, server, agent, base) = agent_behind_a_proxy("away", &[]).await;
     let id = start_run(&base, None, json!({"name":"ends-away","stages":[{"id":"s","runs_on":["gpu"],"run":"echo 'line 1'; sleep 0.5; echo 'line 2'; echo 'line 3'"}]})).await;
     wait_output(&base, &id, "line 1\n").await;
     // cut off until the stage has ended on the agent: its end waits in the agent
