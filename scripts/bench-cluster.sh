@@ -20,12 +20,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --maxmemory-policy noeviction >/dev/null &
 pids+=($!)
+redis_pid=$!
 sleep 0.5
 node() { # name port [args]
   local name=$1 port=$2; shift 2
   "$bin" --port "$port" --log warn --auth off --max-connections-per-ip 1000000 --publish-rate-per-s 10000000 \
     --data-dir "$tmp/$name" "$@" >/dev/null 2>"$tmp/$name.log" &
   pids+=($!)
+  eval "pid_$name=$!"
 }
 a=$(free_port); b=$(free_port); one=$(free_port)
 node a "$a" --broker "redis://127.0.0.1:$redis_port/" --broker-prefix bench:
@@ -35,10 +37,11 @@ sleep 1
 
 for r in $(seq "$repeat"); do
   echo "## round $r"
-  "$load" fanout --addr "127.0.0.1:$one" --subscribers 1000 --rate 100 --duration 10 --via http
-  "$load" fanout --addr "127.0.0.1:$a" --also "127.0.0.1:$b" --subscribers 1000 --rate 100 --duration 10 --via http
-  "$load" fanout --addr "127.0.0.1:$one" --subscribers 100 --rate 0 --window 256 --duration 10
-  "$load" fanout --addr "127.0.0.1:$a" --also "127.0.0.1:$b" --subscribers 100 --rate 0 --window 256 --duration 10
+  # server CPU: the node, or both nodes and Redis (as run.sh reports Socket.IO's)
+  "$load" fanout --addr "127.0.0.1:$one" --pid "$pid_one" --subscribers 1000 --rate 100 --duration 10 --via http
+  "$load" fanout --addr "127.0.0.1:$a" --also "127.0.0.1:$b" --pid "$pid_a" --pid "$pid_b" --pid "$redis_pid" --subscribers 1000 --rate 100 --duration 10 --via http
+  "$load" fanout --addr "127.0.0.1:$one" --pid "$pid_one" --subscribers 100 --rate 0 --window 256 --duration 10
+  "$load" fanout --addr "127.0.0.1:$a" --also "127.0.0.1:$b" --pid "$pid_a" --pid "$pid_b" --pid "$redis_pid" --subscribers 100 --rate 0 --window 256 --duration 10
   "$load" resume --addr "127.0.0.1:$one" --missed 1000 --rounds 5
   "$load" resume --addr "127.0.0.1:$a" --also "127.0.0.1:$b" --missed 1000 --rounds 5
   if [ -f bench/socketio/run.sh ]; then

@@ -40,7 +40,7 @@ pub async fn run(args: AgentKillArgs) -> anyhow::Result<()> {
     let conc = (args.agents * 2).to_string();
     let (server, _) = start(&args.switchboard, &data, &["--concurrency", &conc]).await?;
     let base = format!("http://{}", server.addr);
-    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pid: Some(server.child.id()), full_protocol: true, also: Vec::new() };
+    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pids: vec![server.child.id()], full_protocol: true, also: Vec::new() };
     let names: Vec<String> = (0..args.agents).map(|i| format!("agent-{i}")).collect();
     let mut agents: Vec<Option<AgentProcess>> = Vec::new();
     for name in &names {

@@ -60,7 +60,7 @@ pub async fn run(args: AgentMoveArgs) -> anyhow::Result<()> {
     let (mut proxies, mut agents, mut at) = (Vec::new(), Vec::<AgentProcess>::new(), Vec::new());
     for i in 0..args.agents {
         let proxy = Proxy::start(addrs[i % 2]).await?;
-        let target = Target { name: "switchboard".into(), addr: proxy.addr.to_string(), pid: None, full_protocol: true, also: Vec::new() };
+        let target = Target { name: "switchboard".into(), addr: proxy.addr.to_string(), pids: Vec::new(), full_protocol: true, also: Vec::new() };
         agents.push(start_named_agent(&args.switchboard, &target, &format!("agent-{i}")).await?);
         proxies.push(proxy);
         at.push(i % 2);

@@ -61,7 +61,7 @@ pub async fn run(args: DiskFullArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let (server, _) = start_on(&args.switchboard, &data, free_port()?, &["--concurrency", "8"]).await?;
     let base = format!("http://{}", server.addr);
-    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pid: Some(server.child.id()), full_protocol: true, also: Vec::new() };
+    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pids: vec![server.child.id()], full_protocol: true, also: Vec::new() };
     let topics = args.topics.max(1);
     let sockets = open_subscribers(&target, args.subscribers, topics, 200).await?;
     let seen = Seen::new(60);

@@ -42,9 +42,10 @@ enum Command {
         /// Server address (host:port).
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
-        /// Server process id, to read its CPU time and memory from /proc.
+        /// Server process id, to read its CPU time and memory from /proc (repeat for
+        /// a cluster's nodes and its Redis: their sum is reported).
         #[arg(long)]
-        pid: Option<u32>,
+        pid: Vec<u32>,
         /// The target is the baseline broadcast server (no subscribe step).
         #[arg(long)]
         baseline: bool,
@@ -79,7 +80,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: String,
         #[arg(long)]
-        pid: Option<u32>,
+        pid: Vec<u32>,
         #[arg(long)]
         baseline: bool,
         #[arg(long, default_value_t = 10_000)]
@@ -135,9 +136,9 @@ enum Command {
     },
 }
 
-fn target(addr: String, pid: Option<u32>, baseline: bool, also: Vec<String>) -> Target {
+fn target(addr: String, pids: Vec<u32>, baseline: bool, also: Vec<String>) -> Target {
     let name = if !also.is_empty() { format!("switchboard x{}", also.len() + 1) } else if baseline { "baseline".into() } else { "switchboard".into() };
-    Target { name, addr, pid, full_protocol: !baseline, also }
+    Target { name, addr, pids, full_protocol: !baseline, also }
 }
 
 #[tokio::main]
@@ -156,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
             suite::print_reports(&[report]);
         }
         Command::Resume { addr, missed, rounds, also } => {
-            let report = scenario::resume(&target(addr, None, false, also), missed, rounds).await?;
+            let report = scenario::resume(&target(addr, Vec::new(), false, also), missed, rounds).await?;
             suite::print_reports(&[report]);
         }
         Command::Suite(args) => suite::run(args).await?,

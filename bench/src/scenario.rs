@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -20,7 +22,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Target {
     pub name: String,
     pub addr: String,
-    pub pid: Option<u32>,
+    /// Server processes whose CPU and memory are reported (summed: a cluster's nodes).
+    pub pids: Vec<u32>,
     /// The baseline has no topics, replies or resume: subscribe is skipped.
     pub full_protocol: bool,
     /// Other nodes of the same cluster (`--broker`): subscribers are spread over all,
@@ -45,7 +48,11 @@ impl Target {
     }
 
     pub fn proc(&self) -> ProcSample {
-        self.pid.and_then(|p| procstat::sample(p).ok()).unwrap_or_default()
+        self.pids.iter().filter_map(|p| procstat::sample(*p).ok()).fold(ProcSample::default(), |sum, s| ProcSample {
+            cpu: sum.cpu + s.cpu,
+            rss_kib: sum.rss_kib + s.rss_kib,
+            peak_rss_kib: sum.peak_rss_kib + s.peak_rss_kib,
+        })
     }
 }
 
@@ -84,7 +91,11 @@ impl Report {
 }
 
 async fn connect(url: &str) -> anyhow::Result<Ws> {
-    let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // tungstenite zeroes its whole free read buffer before each read (128 KiB by
+    // default): with hundreds of sockets each reading a few frames per wake, that
+    // memset was a tenth of the generator's time. A browser's reads are its own cost.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     Ok(ws)
 }
 
@@ -125,22 +136,71 @@ struct Shared {
     delivered: AtomicU64,
     gaps: AtomicU64,
     stop: AtomicBool,
+    /// Wakes readers that wait for a frame once `stop` is set.
+    stopped: watch::Sender<bool>,
+    /// The `delivered` count the window publisher sleeps until (u64::MAX: none).
+    wake_at: AtomicU64,
+    room: Notify,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            delivered: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            stopped: watch::channel(false).0,
+            wake_at: AtomicU64::new(u64::MAX),
+            room: Notify::new(),
+        }
+    }
+
+    /// Counts one delivery; wakes the window publisher once it has room.
+    fn delivered_one(&self) {
+        // SeqCst on both sides: the publisher stores wake_at then reads delivered
+        let now = self.delivered.fetch_add(1, Ordering::SeqCst) + 1;
+        if now >= self.wake_at.load(Ordering::SeqCst) {
+            self.wake_at.store(u64::MAX, Ordering::SeqCst);
+            self.room.notify_one();
+        }
+    }
+
+    /// Sleeps until `delivered` reaches `target`, as load.js's pump does: the
+    /// publisher spinning on yield_now took a core the readers needed.
+    async fn until_delivered(&self, target: u64) {
+        while self.delivered.load(Ordering::SeqCst) < target {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.wake_at.store(target, Ordering::SeqCst);
+            if self.delivered.load(Ordering::SeqCst) >= target {
+                self.wake_at.store(u64::MAX, Ordering::SeqCst);
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn stop_readers(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stopped.send_replace(true);
+    }
 }
 
 /// Reads events until told to stop; returns its latency histogram (microseconds).
 async fn read_events(mut ws: Ws, shared: Arc<Shared>) -> Histogram<u64> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     let mut last_seq: Option<u64> = None;
+    let mut stopped = shared.stopped.subscribe();
     loop {
-        let msg = match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
-            Ok(Some(Ok(m))) => m,
-            Ok(_) => break,
-            Err(_) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                continue;
-            }
+        // no timer per frame: the stop signal wakes a reader that waits
+        let msg = tokio::select! {
+            biased;
+            msg = ws.next() => match msg {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            _ = stopped.wait_for(|s| *s) => break,
         };
         if let Message::Text(t) = msg {
             if let Some((seq, sent)) = read_event(t.as_str()) {
@@ -151,7 +211,7 @@ async fn read_events(mut ws: Ws, shared: Arc<Shared>) -> Histogram<u64> {
                     }
                 }
                 last_seq = Some(seq);
-                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                shared.delivered_one();
             }
         }
         if shared.stop.load(Ordering::Relaxed) {
@@ -238,7 +298,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     let topics = if target.full_protocol { spec.topics.max(1) } else { 1 };
     let sockets = open_subscribers(target, spec.subscribers, topics, 200).await?;
     let per_topic = spec.subscribers as u64 / topics as u64;
-    let shared = Arc::new(Shared { delivered: AtomicU64::new(0), gaps: AtomicU64::new(0), stop: AtomicBool::new(false) });
+    let shared = Arc::new(Shared::new());
     let readers: Vec<_> = sockets.into_iter().map(|ws| tokio::spawn(read_events(ws, shared.clone()))).collect();
     // held open, never read: the server must close them (1013), not wait for them
     let stalled = crate::slow::open_stalled(target, spec.stalled, topics).await?;
@@ -248,6 +308,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = target.proc();
+    let generator_before = procstat::sample(std::process::id()).unwrap_or_default();
     let start = Instant::now();
     let mut published = 0u64;
     while start.elapsed() < spec.duration {
@@ -260,10 +321,13 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
                 }
             }
             Pace::Window(window) => {
-                let delivered_events = shared.delivered.load(Ordering::Relaxed) / per_topic.max(1);
-                if published >= delivered_events + window {
-                    tokio::task::yield_now().await;
-                    continue;
+                // room for one more: published < delivered / per_topic + window
+                if published >= window {
+                    let target = (published + 1 - window) * per_topic.max(1);
+                    tokio::select! {
+                        _ = shared.until_delivered(target) => {}
+                        _ = tokio::time::sleep(spec.duration.saturating_sub(start.elapsed())) => continue,
+                    }
                 }
             }
         }
@@ -279,7 +343,8 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
     }
     let elapsed = start.elapsed();
     let after = target.proc();
-    shared.stop.store(true, Ordering::Relaxed);
+    let generator_after = procstat::sample(std::process::id()).unwrap_or_default();
+    shared.stop_readers();
     let publish_errors: u64 = publishers.iter().map(Publisher::errors).sum();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
     for r in readers {
@@ -303,6 +368,7 @@ pub async fn fanout(target: &Target, spec: &FanoutSpec) -> anyhow::Result<Report
         peak_rss_kib: after.peak_rss_kib,
         extra: vec![
             ("publish_errors".into(), publish_errors as f64),
+            ("loadgen_cpu_pct".into(), 100.0 * generator_after.cpu.saturating_sub(generator_before.cpu).as_secs_f64() / elapsed.as_secs_f64().max(1e-9)),
             ("stalled_ended".into(), fate.ended as f64),
             ("stalled_closed_1013".into(), fate.closed_1013 as f64),
             ("stalled_gapless".into(), fate.gapless as f64),

@@ -78,7 +78,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data)?;
     let (server, _) = start(&args.switchboard, &data, &["--concurrency", "8"]).await?;
     let pid = server.child.id();
-    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pid: Some(pid), full_protocol: true, also: Vec::new() };
+    let target = Target { name: "switchboard".into(), addr: server.addr.clone(), pids: vec![pid], full_protocol: true, also: Vec::new() };
     let topics = args.topics.max(1);
     // spread evenly: bench.{i % topics}
     let sockets = open_subscribers(&target, args.connections, topics, 200).await?;

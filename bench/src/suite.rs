@@ -84,7 +84,7 @@ pub(crate) async fn start(name: &str, bin: &PathBuf, full: bool, extra: &[&str])
         cmd.arg(port.to_string());
     }
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn()?;
-    let target = Target { name: name.into(), addr: format!("127.0.0.1:{port}"), pid: Some(child.id()), full_protocol: full, also: Vec::new() };
+    let target = Target { name: name.into(), addr: format!("127.0.0.1:{port}"), pids: vec![child.id()], full_protocol: full, also: Vec::new() };
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&target.addr).await.is_ok() {
             return Ok(Server { child, target, _data: data });
