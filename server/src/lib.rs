@@ -197,7 +197,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let counters_hub = state.hub.clone();
     let hub_for_shutdown = state.hub.clone();
     let app = site::router(state);
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "listening on http://{addr}");
+    let worker_threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), worker_threads, "listening on http://{addr}");
     tracing::info!(hosts = %hosts.describe(), "answering to these hosts only (add others with --allowed-hosts)");
     log_auth(&auth, secret.as_ref(), &public_url);
     let limits = http_server::ServeLimits {

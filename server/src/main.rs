@@ -9,8 +9,7 @@ use server::config::Config;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
@@ -23,6 +22,21 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = cli.config.worker_threads {
+        runtime.worker_threads(usize::from(n));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("switchboard: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Token { action: TokenAction::Create(args) }) => match server::cli::create_token(&args, &cli.config) {
             Ok((token, exp)) => {

@@ -82,8 +82,29 @@ fn bad_flags_and_env_values_are_named() {
     assert!(!ok && err.contains("0.0.0.0") && err.contains("loopback"), "{err}");
     let (ok, err) = run_to_exit(&["--auth", "none"], &[]);
     assert!(!ok && err.contains("none"), "{err}");
+    let (ok, err) = run_to_exit(&["--worker-threads", "0"], &[]);
+    assert!(!ok && err.contains("--worker-threads") && err.contains('0'), "{err}");
     let (ok, err) = run_to_exit(&["--help"], &[]);
     assert!(ok, "{err}");
+}
+
+#[tokio::test]
+async fn worker_threads_are_as_many_as_asked() {
+    for (args, env, want) in [(&["--worker-threads", "1"][..], &[][..], 1), (&[][..], &[("SWITCHBOARD_WORKER_THREADS", "3")][..], 3)] {
+        let data = common::tempdir::TempDir::new();
+        let all: Vec<&str> = ["--auth", "off"].iter().chain(args).copied().collect();
+        let server = common::start_binary_env(data.path(), &all, env);
+        let health = common::http().get(format!("http://{}/healthz", server.addr)).send().await.unwrap();
+        assert!(health.status().is_success());
+        let said = format!("worker_threads={want}");
+        // the address is handed over just before its line is kept
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !server.log.lock().unwrap().iter().any(|l| l.contains("listening on")) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(log.contains(&said), "{args:?} {env:?}: {log}");
+    }
 }
 
 #[test]

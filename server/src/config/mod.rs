@@ -60,6 +60,11 @@ pub struct Config {
     #[command(flatten)]
     pub agents: AgentSettings,
 
+    /// Threads that run the server's work (default: one per CPU). Nodes sharing one
+    /// machine do better with its cores shared out between them than each with all.
+    #[arg(long, env = "SWITCHBOARD_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// Seconds open connections get to close on shutdown before they are dropped.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_S", default_value_t = 5)]
     pub shutdown_grace_s: u64,
