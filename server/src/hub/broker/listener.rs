@@ -201,9 +201,12 @@ impl Listener {
                 return;
             }
         };
-        let mut parts = payload.splitn(3, ':');
-        let (Some(seq), Some(epoch), Some(frame)) = (parts.next(), parts.next(), parts.next()) else { return };
-        let Ok(seq) = seq.parse::<u64>() else { return };
-        topic.on_message(seq, epoch, frame.to_owned()).await;
+        let Some(published) = super::message::parse(payload) else {
+            tracing::warn!(topic = name, "a broker message this node cannot read: ignored (the next shows the gap)");
+            return;
+        };
+        for (seq, frame) in (published.first..).zip(published.frames) {
+            topic.on_message(seq, published.epoch, frame.to_owned()).await;
+        }
     }
 }

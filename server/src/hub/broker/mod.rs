@@ -7,6 +7,7 @@
 
 mod batcher;
 mod listener;
+mod message;
 mod scripts;
 mod topic;
 
@@ -76,7 +77,6 @@ struct Shared {
     conn: ConnectionManager,
     publishes: mpsc::UnboundedSender<batcher::Publish>,
     position: redis::Script,
-    retention: Retention,
     requests: mpsc::UnboundedSender<listener::Request>,
     next_id: AtomicU64,
 }
@@ -102,15 +102,10 @@ impl Shared {
         let (done, seq) = oneshot::channel();
         let publish = batcher::Publish {
             keys: [self.keys.meta(topic), self.keys.stream(topic)],
-            args: [
-                self.keys.channel(topic),
-                prefix,
-                suffix,
-                self.retention.max_events.max(1).to_string(),
-                new_epoch(),
-                self.retention.max_age.as_secs().max(1).to_string(),
-                META_TTL_S.to_string(),
-            ],
+            channel: self.keys.channel(topic),
+            prefix,
+            suffix,
+            epoch: new_epoch(),
             done,
         };
         self.publishes.send(publish).map_err(|_| LogError::Closed)?;
@@ -179,13 +174,17 @@ impl Broker {
         }
         let (requests, received) = mpsc::unbounded_channel();
         let (publishes, queued) = mpsc::unbounded_channel();
-        tokio::spawn(batcher::run(conn.clone(), queued));
+        let limits = batcher::Limits {
+            max_events: config.retention.max_events.max(1).to_string(),
+            stream_ttl_s: config.retention.max_age.as_secs().max(1).to_string(),
+            meta_ttl_s: META_TTL_S.to_string(),
+        };
+        tokio::spawn(batcher::run(conn.clone(), limits, queued));
         let shared = Arc::new(Shared {
             keys: Keys { prefix: config.prefix.clone() },
             conn,
             publishes,
             position: redis::Script::new(scripts::POSITION),
-            retention: config.retention,
             requests,
             next_id: AtomicU64::new(1),
         });
