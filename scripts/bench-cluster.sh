@@ -30,8 +30,10 @@ node() { # name port [args]
   eval "pid_$name=$!"
 }
 a=$(free_port); b=$(free_port); one=$(free_port)
-node a "$a" --broker "redis://127.0.0.1:$redis_port/" --broker-prefix bench:
-node b "$b" --broker "redis://127.0.0.1:$redis_port/" --broker-prefix bench:
+# two nodes on one machine: a core each (as each Socket.IO node is one Node.js thread);
+# the single node has the machine to itself
+node a "$a" --broker "redis://127.0.0.1:$redis_port/" --broker-prefix bench: --worker-threads 1
+node b "$b" --broker "redis://127.0.0.1:$redis_port/" --broker-prefix bench: --worker-threads 1
 node one "$one"
 sleep 1
 

@@ -68,10 +68,12 @@ as_pg "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tc "SELECT 1 FROM p
   || as_pg "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres switchboard
 
 upstreams=""
+# three nodes on one machine: its cores shared out between them
+workers=$(( $(nproc) / 3 )); [ "$workers" -ge 1 ] || workers=1
 for i in 1 2 3; do
   node_port=$((3100 + i))
   SWITCHBOARD_AUTH_SECRET_FILE="$secret" SWITCHBOARD_SITE_ROOT="$root/target/site" \
-    target/release/switchboard --port "$node_port" --data-dir "$dir/node$i" \
+    target/release/switchboard --port "$node_port" --data-dir "$dir/node$i" --worker-threads "$workers" \
       --broker "redis://127.0.0.1:$redis_port/" \
       --database "postgres://postgres@127.0.0.1:$pg_port/switchboard" \
       --allowed-hosts "localhost:$port,127.0.0.1:$port" --public-url "http://localhost:$port" \
