@@ -7,21 +7,14 @@ mod common;
 mod redis_server;
 #[path = "cluster/watch.rs"]
 mod watch;
+#[path = "cluster/broker_nodes.rs"]
+mod broker_nodes;
 
-use common::{http, start_server_with, Client, TestServer};
+use broker_nodes::{node, subscribe};
+use common::{http, Client, TestServer};
 use redis_server::RedisServer;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-async fn node(redis: &RedisServer, prefix: &str) -> TestServer {
-    let url = redis.url();
-    let prefix = prefix.to_owned();
-    start_server_with(move |c| {
-        c.broker.broker = Some(url);
-        c.broker.broker_prefix = prefix;
-    })
-    .await
-}
 
 async fn publish(node: &TestServer, topic: &str, i: u64) -> reqwest::Response {
     http()
@@ -37,12 +30,6 @@ async fn publish_ok(node: &TestServer, topic: &str, i: u64) -> u64 {
     assert_eq!(resp.status(), 200, "publish {i}");
     let body: Value = resp.json().await.expect("JSON");
     body["seq"].as_u64().expect("seq")
-}
-
-async fn subscribe(node: &TestServer, topic: &str, since: Option<(u64, &str)>) -> (Client, Value) {
-    let mut c = node.client().await;
-    let reply = watch::subscribe(&mut c, topic, since, None).await;
-    (c, reply)
 }
 
 /// Reads events of `topic` until seq `last`; asserts each is the next seq, with the
@@ -157,58 +144,6 @@ async fn a_producer_s_publishes_stay_in_order_while_many_are_in_flight() {
             next += 1;
         }
     }
-}
-
-/// The `i`s of the events a subscriber gets on `topic`, `n` of them, checking seqs 1..=n.
-async fn data_in_seq_order(c: &mut Client, topic: &str, n: u64) -> Vec<u64> {
-    let mut got = Vec::new();
-    while (got.len() as u64) < n {
-        let v = c.recv().await;
-        if v["type"] == "event" && v["topic"] == topic {
-            assert_eq!(v["seq"], got.len() as u64 + 1, "{v}");
-            got.push(v["data"]["i"].as_u64().unwrap());
-        }
-    }
-    got
-}
-
-#[tokio::test]
-async fn a_burst_to_two_topics_goes_as_batches_and_arrives_whole_and_in_order() {
-    let redis = RedisServer::start();
-    let (a, b) = (node(&redis, "t6:").await, node(&redis, "t6:").await);
-    let (mut x_on_b, _) = subscribe(&b, "x", None).await;
-    let (mut y_on_b, _) = subscribe(&b, "y", None).await;
-    let (mut x_on_a, _) = subscribe(&a, "x", None).await;
-    let mut admin = redis.connection().await;
-    let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut admin).await.unwrap();
-    let topic_of = |i: u64| if i % 3 == 0 { "y" } else { "x" };
-    let mut producer = a.client().await;
-    for i in 0..600u64 {
-        producer.send_json(json!({"type": "publish", "id": format!("p{i}"), "topic": topic_of(i), "event": "tick", "data": {"i": i}})).await;
-    }
-    let (mut x, mut y) = (0u64, 0u64);
-    for i in 0..600u64 {
-        let reply = producer.recv().await;
-        assert_eq!(reply["id"], format!("p{i}"), "{reply}");
-        let seq = if topic_of(i) == "y" { y += 1; y } else { x += 1; x };
-        assert_eq!(reply["result"]["seq"], seq, "each topic's seqs in the order sent: {reply}");
-    }
-    let xs: Vec<u64> = (0..600).filter(|i| topic_of(*i) == "x").collect();
-    let ys: Vec<u64> = (0..600).filter(|i| topic_of(*i) == "y").collect();
-    assert_eq!(data_in_seq_order(&mut x_on_b, "x", 400).await, xs);
-    assert_eq!(data_in_seq_order(&mut y_on_b, "y", 200).await, ys);
-    assert_eq!(data_in_seq_order(&mut x_on_a, "x", 400).await, xs);
-    for c in [&mut x_on_b, &mut y_on_b, &mut x_on_a] {
-        assert!(c.next_within(Duration::from_millis(300)).await.is_none(), "no event twice");
-    }
-    // many in flight: a topic's publishes in one pipeline went as one pub/sub message
-    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut admin).await.unwrap();
-    let calls: u64 = stats
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_publish:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .expect("PUBLISH calls counted");
-    assert!(calls < 600, "{calls} pub/sub messages for 600 events: none was batched");
 }
 
 #[tokio::test]

@@ -14,6 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most publishes in one pipeline.
 const MAX_BATCH: usize = 256;
+/// Most frame bytes in one script call, so one pub/sub message stays far below
+/// Redis's output-buffer limits for pub/sub clients (8 MiB soft, 32 MiB hard by
+/// default); an event larger than this goes alone.
+const MAX_CALL_BYTES: usize = 1 << 20;
 
 /// One publish (see `scripts::PUBLISH`).
 pub struct Publish {
@@ -49,12 +53,19 @@ pub async fn run(mut conn: ConnectionManager, limits: Limits, mut queue: mpsc::U
                 call.arg(&p.prefix).arg(&p.suffix);
             }
         }
-        let results: Result<Vec<(u64, String)>, LogError> = timed(pipe.query_async(&mut conn)).await;
+        // each call answered on its own: a call that failed fails only its publishes
+        pipe.ignore_errors();
+        let results: Result<Vec<redis::RedisResult<(u64, String)>>, LogError> = timed(pipe.query_async(&mut conn)).await;
         match results {
-            Ok(firsts) if firsts.len() == groups.len() => {
-                for (group, (first, _epoch)) in groups.into_iter().zip(firsts) {
-                    for (i, p) in group.into_iter().enumerate() {
-                        let _ = p.done.send(Ok(first + i as u64));
+            Ok(answers) if answers.len() == groups.len() => {
+                for (group, answer) in groups.into_iter().zip(answers) {
+                    match answer {
+                        Ok((first, _epoch)) => {
+                            for (i, p) in group.into_iter().enumerate() {
+                                let _ = p.done.send(Ok(first + i as u64));
+                            }
+                        }
+                        Err(e) => fail(vec![group], super::unavailable(e)),
                     }
                 }
             }
@@ -66,15 +77,21 @@ pub async fn run(mut conn: ConnectionManager, limits: Limits, mut queue: mpsc::U
 }
 
 /// The batch split by topic, each topic's publishes in the order they were queued
-/// (seqs are per topic: the order between topics is nobody's to see).
+/// (seqs are per topic: the order between topics is nobody's to see), a topic's run
+/// cut where its frames pass `MAX_CALL_BYTES` (its calls then run one after another).
 fn by_topic(batch: Vec<Publish>) -> Vec<Vec<Publish>> {
     let mut groups: Vec<Vec<Publish>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    // a topic's open group and its bytes so far
+    let mut open: HashMap<String, (usize, usize)> = HashMap::new();
     for p in batch {
-        match index.get(&p.keys[0]) {
-            Some(&i) => groups[i].push(p),
-            None => {
-                index.insert(p.keys[0].clone(), groups.len());
+        let bytes = p.prefix.len() + p.suffix.len();
+        match open.get_mut(&p.keys[0]) {
+            Some((i, sum)) if *sum + bytes <= MAX_CALL_BYTES => {
+                *sum += bytes;
+                groups[*i].push(p);
+            }
+            _ => {
+                open.insert(p.keys[0].clone(), (groups.len(), bytes));
                 groups.push(vec![p]);
             }
         }
@@ -85,5 +102,39 @@ fn by_topic(batch: Vec<Publish>) -> Vec<Vec<Publish>> {
 fn fail(groups: Vec<Vec<Publish>>, e: LogError) {
     for p in groups.into_iter().flatten() {
         let _ = p.done.send(Err(e.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str, bytes: usize) -> Publish {
+        Publish {
+            keys: [format!("m:{{{topic}}}"), format!("s:{{{topic}}}")],
+            channel: format!("c:{topic}"),
+            prefix: "p".repeat(bytes),
+            suffix: String::new(),
+            epoch: "e".into(),
+            done: oneshot::channel().0,
+        }
+    }
+
+    fn shape(groups: &[Vec<Publish>]) -> Vec<(String, usize)> {
+        groups.iter().map(|g| (g[0].channel.clone(), g.len())).collect()
+    }
+
+    #[test]
+    fn a_batch_goes_by_topic_in_order_and_no_call_passes_the_byte_budget() {
+        let big = MAX_CALL_BYTES / 2 + 1;
+        let batch = vec![publish("x", 10), publish("y", 10), publish("x", 10), publish("x", big), publish("y", 10), publish("x", big), publish("x", MAX_CALL_BYTES * 2)];
+        let groups = by_topic(batch);
+        assert_eq!(
+            shape(&groups),
+            [("c:x".into(), 3), ("c:y".into(), 2), ("c:x".into(), 1), ("c:x".into(), 1)],
+            "x's first call holds what fits, then one call per event that does not"
+        );
+        let sizes: Vec<usize> = groups[0].iter().map(|p| p.prefix.len()).collect();
+        assert_eq!(sizes, [10, 10, big], "a topic's events stay in queued order");
     }
 }

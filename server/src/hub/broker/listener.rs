@@ -202,7 +202,12 @@ impl Listener {
             }
         };
         let Some(published) = super::message::parse(payload) else {
-            tracing::warn!(topic = name, "a broker message this node cannot read: ignored (the next shows the gap)");
+            // (a node of another version): read what it carried from the stream now,
+            // rather than when the next message shows the gap
+            tracing::warn!(topic = name, "a broker message this node cannot read: catching up from the stream");
+            if let Err(e) = topic.sync().await {
+                tracing::warn!(topic = name, error = %e, "cannot catch up from the broker");
+            }
             return;
         };
         for (seq, frame) in (published.first..).zip(published.frames) {

@@ -81,7 +81,7 @@ struct Shared {
     next_id: AtomicU64,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> LogError {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(e.to_string())
 }
 
