@@ -16,6 +16,7 @@ mod longlife;
 mod node_kills;
 mod procstat;
 mod proxy;
+mod readers;
 mod redis_restarts;
 mod scenario;
 mod slow;
